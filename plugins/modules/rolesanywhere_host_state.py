@@ -1,0 +1,140 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: rolesanywhere_host_state
+short_description: Record and read a host's IAM Roles Anywhere state for monitoring
+version_added: 0.1.0
+description:
+  - Keeps one JSON file per host (by default an Ansible local facts file, so C(ansible_local.rolesanywhere)
+    holds it) with the installed certificate's subject, serial and validity, the helper in use, the last
+    verification and the last error.
+  - Classifies the host as V(ok), V(due) (inside the renewal window), V(expired) or V(failed)
+    (the last attempt recorded an error).
+  - Timestamps (C(last_verified_at), C(last_attempt_at), C(checked_at)) are written but never make the
+    task changed, so a rerun on a healthy host reports no change.
+options:
+  path:
+    description: The state file.
+    type: path
+    default: /etc/ansible/facts.d/rolesanywhere.fact
+  certificate_path:
+    description:
+      - The host's Roles Anywhere certificate (PEM). Its subject, serial and validity are recorded.
+      - When omitted, the certificate fields already in the state file are kept.
+    type: path
+  renew_before:
+    description:
+      - When the certificate counts as due, as a duration before notAfter (V(30d), V(12h), seconds) or a
+        share of its lifetime (V(33%)).
+    type: str
+    default: 33%
+  updates:
+    description:
+      - Fields to set, for example C(helper_impl), C(helper_version), C(last_verified_at), C(assumed_role_arn),
+        C(last_error) (V(null) clears it). Never put a secret here: the file is world-readable.
+    type: dict
+    default: {}
+  state:
+    description: V(present) writes the state file; V(query) only reads and classifies it.
+    type: str
+    choices: [present, query]
+    default: present
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+author:
+  - rolesanywhere.fleet developers
+"""
+
+EXAMPLES = r"""
+- name: Record the verified certificate
+  rolesanywhere.fleet.rolesanywhere_host_state:
+    certificate_path: /etc/rolesanywhere/host.pem
+    updates:
+      helper_impl: python
+      assumed_role_arn: "{{ session.assumed_role_arn }}"
+      last_verified_at: "{{ session.verified_at }}"
+      last_error: null
+
+- name: Read the state for a report
+  rolesanywhere.fleet.rolesanywhere_host_state:
+    state: query
+  register: ra_state
+"""
+
+RETURN = r"""
+host_state:
+  description: The state as stored, plus the computed C(status) and C(days_left).
+  returned: always
+  type: dict
+  sample:
+    subject: CN=web01,OU=Innovation,O=Example
+    serial: 5f3c0a
+    not_after: "2027-01-01T00:00:00Z"
+    status: ok
+    days_left: 34.5
+    helper_impl: python
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state import (
+    RenewBefore,
+    certificate_summary,
+    classify,
+    merge_state,
+    now_utc,
+    read_state,
+    timestamp,
+    write_state,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", default="/etc/ansible/facts.d/rolesanywhere.fact"),
+            certificate_path=dict(type="path"),
+            renew_before=dict(type="str", default="33%"),
+            updates=dict(type="dict", default={}),
+            state=dict(type="str", choices=["present", "query"], default="present"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        renew_before = RenewBefore(params["renew_before"])
+        old = read_state(params["path"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    updates = dict(params["updates"])
+    if params["certificate_path"]:
+        try:
+            with open(params["certificate_path"], "rb") as fh:
+                updates.update(certificate_summary(fh.read()))
+        except (OSError, ValueError) as exc:
+            module.fail_json(msg=f"cannot read certificate {params['certificate_path']}: {exc}")
+
+    now = now_utc()
+    if params["state"] == "query":
+        new, changed = old, False
+    else:
+        updates["checked_at"] = timestamp(now)
+        new, changed = merge_state(old, updates)
+        if not module.check_mode:
+            write_state(params["path"], new)
+
+    status, days_left = classify(new if "not_after" in new else None, renew_before, now, new.get("last_error"))
+    result = dict(changed=changed, host_state=dict(new, status=status, days_left=days_left))
+    if module._diff:
+        result["diff"] = dict(before=old, after=new)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
