@@ -1,0 +1,499 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) rolesanywhere.fleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one IAM Roles Anywhere CreateSession signer and client (SigV4-X509).
+
+Pure Python (stdlib + cryptography, no Ansible): used by the ``rolesanywhere_session`` module, by the
+bundled credential helper installed on hosts, and by the tests. It sends the request the way AWS's
+``aws_signing_helper`` does: ARNs in the query, body ``{"durationSeconds":N}``, Content-Type
+``application/json``, signed headers ``content-type;host;x-amz-date;x-amz-x509[;x-amz-x509-chain]``.
+The signature is one SHA-256 signature over the string to sign with the certificate's key (ECDSA as DER,
+or RSA PKCS#1 v1.5), hex encoded; ``Credential=`` carries the certificate serial in decimal.
+
+Any cryptography private key object signs, including token-backed keys whose ``sign()`` runs on a
+PKCS#11 token.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+SERVICE = "rolesanywhere"
+CANONICAL_URI = "/sessions"
+CONTENT_TYPE = "application/json"
+ALGORITHM_EC = "AWS4-X509-ECDSA-SHA256"
+ALGORITHM_RSA = "AWS4-X509-RSA-SHA256"
+DEFAULT_DURATION = 3600
+DEFAULT_TIMEOUT = 30
+USER_AGENT = "rolesanywhere.fleet-signer/0.1.0"
+
+_ARN = re.compile(r"^arn:(?P<partition>[^:]+):(?P<service>[^:]+):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
+
+
+class RolesAnywhereError(Exception):
+    """Base of every error raised here; ``str()`` is one line that is safe to show (never a secret)."""
+
+
+class ConfigurationError(RolesAnywhereError):
+    """Bad local input: ARNs, certificate or key files, a key that does not match its certificate."""
+
+
+class TransportError(RolesAnywhereError):
+    """The endpoint could not be reached or the connection failed (no HTTP response)."""
+
+
+class ServiceError(RolesAnywhereError):
+    """The endpoint answered with an error status.
+
+    ``status`` (HTTP code), ``error_type`` (e.g. ``AccessDeniedException``), ``message`` and ``request_id``
+    come from the response; ``str()`` follows the Go helper's wording.
+    """
+
+    def __init__(self, status, error_type, message, request_id=""):
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.request_id = request_id
+        super().__init__(
+            f"operation error RolesAnywhere: CreateSession, https response error StatusCode: {status}, "
+            f"RequestID: {request_id}, {error_type}: {message}"
+        )
+
+
+class ResponseError(RolesAnywhereError):
+    """The endpoint answered success but the body is not a usable CreateSession response."""
+
+
+@dataclass(frozen=True)
+class Arn:
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+
+def parse_arn(value: str, what: str) -> Arn:
+    match = _ARN.match(value or "")
+    if not match:
+        raise ConfigurationError(f"{what} {value!r} is not an ARN (expected arn:aws:rolesanywhere:REGION:ACCOUNT:...)")
+    return Arn(**match.groupdict())
+
+
+def signing_region(trust_anchor_arn: str, profile_arn: str, region: str | None = None) -> str:
+    """The Go helper's rule: the region defaults to the trust anchor's, and the profile must share it."""
+    anchor = parse_arn(trust_anchor_arn, "trust anchor ARN")
+    profile = parse_arn(profile_arn, "profile ARN")
+    if anchor.region != profile.region:
+        raise ConfigurationError(
+            f"trust anchor and profile regions don't match ({anchor.region} != {profile.region}): "
+            "use a profile from the trust anchor's region"
+        )
+    return region or anchor.region
+
+
+def default_endpoint(region: str) -> str:
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{SERVICE}.{region}.{suffix}"
+
+
+# ---------------------------------------------------------------- canonical request and string to sign
+
+def amz_date(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _uri_encode(value: str) -> str:
+    # RFC 3986: only A-Z a-z 0-9 - _ . ~ stay unescaped, uppercase %XX.
+    return quote(value, safe="-_.~")
+
+
+def canonical_query(params: dict) -> str:
+    """Parameters sorted by encoded key, keys and values RFC 3986 encoded, joined with ``&``."""
+    pairs = sorted((_uri_encode(k), _uri_encode(v)) for k, v in params.items())
+    return "&".join(f"{k}={v}" for k, v in pairs)
+
+
+def _canonical_header_value(value: str) -> str:
+    return " ".join(value.strip().split())
+
+
+def canonical_request(method: str, query: str, headers: dict, body: bytes, uri: str = CANONICAL_URI):
+    """Return ``(canonical_request, signed_headers)``; every header in ``headers`` is signed."""
+    lowered = {name.lower(): _canonical_header_value(value) for name, value in headers.items()}
+    names = sorted(lowered)
+    signed_headers = ";".join(names)
+    canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in names)
+    payload_hash = hashlib.sha256(body).hexdigest()
+    text = "\n".join([method, uri, query, canonical_headers, signed_headers, payload_hash])
+    return text, signed_headers
+
+
+def credential_scope(date: str, region: str) -> str:
+    return f"{date[:8]}/{region}/{SERVICE}/aws4_request"
+
+
+def string_to_sign(algorithm: str, date: str, region: str, canonical: str) -> str:
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "\n".join([algorithm, date, credential_scope(date, region), digest])
+
+
+def algorithm_for(key) -> str:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return ALGORITHM_EC
+    if isinstance(key, rsa.RSAPrivateKey):
+        return ALGORITHM_RSA
+    raise ConfigurationError(f"unsupported private key type {type(key).__name__}: use an EC or RSA key")
+
+
+def sign_string(key, text: str) -> str:
+    """One SHA-256 signature over the string to sign (ECDSA DER or RSA PKCS#1 v1.5), lowercase hex."""
+    data = text.encode("utf-8")
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(hashes.SHA256())).hex()
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256()).hex()
+    raise ConfigurationError(f"unsupported private key type {type(key).__name__}: use an EC or RSA key")
+
+
+def authorization_header(algorithm: str, serial: int, scope: str, signed_headers: str, signature: str) -> str:
+    return f"{algorithm} Credential={serial}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+
+
+def _b64_der(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+
+def request_body(duration_seconds: int = DEFAULT_DURATION, role_session_name: str | None = None) -> bytes:
+    body = {"durationSeconds": int(duration_seconds)}
+    if role_session_name:
+        body["roleSessionName"] = role_session_name
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass
+class SignedRequest:
+    """Everything needed to send one CreateSession request, plus what was signed (for tests and debugging)."""
+
+    query: str
+    headers: dict
+    body: bytes
+    canonical_request: str
+    string_to_sign: str
+    algorithm: str = ""
+    scope: str = ""
+    signed_headers: str = ""
+    serial: int = 0
+
+
+def session_query(trust_anchor_arn: str, profile_arn: str, role_arn: str) -> str:
+    return canonical_query({"profileArn": profile_arn, "roleArn": role_arn, "trustAnchorArn": trust_anchor_arn})
+
+
+def algorithm_for_certificate(certificate: x509.Certificate) -> str:
+    public_key = certificate.public_key()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return ALGORITHM_EC
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return ALGORITHM_RSA
+    raise ConfigurationError(f"unsupported certificate key type {type(public_key).__name__}: use an EC or RSA key")
+
+
+def prepare_request(
+    certificate: x509.Certificate,
+    *,
+    algorithm: str,
+    host: str,
+    region: str,
+    trust_anchor_arn: str,
+    profile_arn: str,
+    role_arn: str,
+    body: bytes,
+    chain: list | tuple = (),
+    now: datetime.datetime | None = None,
+) -> SignedRequest:
+    """Everything up to the signature: headers, canonical request and string to sign (no key needed)."""
+    date = amz_date(now or datetime.datetime.now(datetime.timezone.utc))
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "Host": host,
+        "X-Amz-Date": date,
+        "X-Amz-X509": _b64_der(certificate),
+    }
+    if chain:
+        headers["X-Amz-X509-Chain"] = ",".join(_b64_der(c) for c in chain)
+    query = session_query(trust_anchor_arn, profile_arn, role_arn)
+    canonical, signed_headers = canonical_request("POST", query, headers, body)
+    return SignedRequest(
+        query,
+        headers,
+        body,
+        canonical,
+        string_to_sign(algorithm, date, region, canonical),
+        algorithm=algorithm,
+        scope=credential_scope(date, region),
+        signed_headers=signed_headers,
+        serial=certificate.serial_number,
+    )
+
+
+def sign_request(key, certificate: x509.Certificate, **request) -> SignedRequest:
+    """Sign a CreateSession request the way aws_signing_helper does; ``host`` includes ``:port`` if any.
+
+    ``request`` takes prepare_request's keyword arguments except ``algorithm`` (it follows the key).
+    """
+    prepared = prepare_request(certificate, algorithm=algorithm_for(key), **request)
+    signature = sign_string(key, prepared.string_to_sign)
+    prepared.headers["Authorization"] = authorization_header(
+        prepared.algorithm, prepared.serial, prepared.scope, prepared.signed_headers, signature
+    )
+    return prepared
+
+
+# ---------------------------------------------------------------- certificates and file keys
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def load_certificate_file(path: str) -> x509.Certificate:
+    """The first CERTIFICATE block of a PEM file (or a DER file)."""
+    data = _read(path, "certificate")
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)[0]
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise ConfigurationError(f"{path} holds no X.509 certificate: pass a PEM certificate file") from None
+
+
+def load_chain_file(path: str) -> list:
+    """An intermediates bundle: every PEM block must be a CERTIFICATE."""
+    data = _read(path, "intermediates bundle")
+    blocks = re.findall(rb"-----BEGIN ([A-Z0-9 ]+)-----", data)
+    if not blocks or any(b != b"CERTIFICATE" for b in blocks):
+        raise ConfigurationError(f"invalid certificate chain in {path}: every PEM block must be a CERTIFICATE")
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ConfigurationError(f"invalid certificate chain in {path}: a certificate does not parse") from None
+
+
+def load_private_key_file(path: str, password: str | None = None):
+    data = _read(path, "private key")
+    if b"Proc-Type: 4,ENCRYPTED" in data:
+        raise ConfigurationError(f"{path} uses legacy OpenSSL PEM encryption: convert it to PKCS#8")
+    try:
+        key = serialization.load_pem_private_key(data, password.encode() if password else None)
+    except TypeError:
+        raise ConfigurationError(f"{path} is encrypted: pass its PKCS#8 password") from None
+    except ValueError:
+        raise ConfigurationError(f"cannot load private key {path}: not a PEM key, or a wrong password") from None
+    algorithm_for(key)
+    return key
+
+
+def _public_bytes(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def check_key_matches(key, certificate: x509.Certificate) -> None:
+    if _public_bytes(key.public_key()) != _public_bytes(certificate.public_key()):
+        raise ConfigurationError(
+            "the private key does not match the certificate: pass the key the certificate was issued for"
+        )
+
+
+def check_validity(certificate: x509.Certificate, now: datetime.datetime | None = None) -> None:
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if certificate.not_valid_after_utc < now:
+        raise ConfigurationError(
+            f"certificate serial {certificate.serial_number} expired at "
+            f"{certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}: renew it"
+        )
+    if certificate.not_valid_before_utc > now:
+        raise ConfigurationError(
+            f"certificate serial {certificate.serial_number} is not valid before "
+            f"{certificate.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}: check the host clock"
+        )
+
+
+# ---------------------------------------------------------------- the client
+
+@dataclass
+class Session:
+    """A parsed CreateSession response (``credentialSet[0]``)."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: str  # verbatim from the service, e.g. 2026-11-28T12:00:00Z
+    assumed_role_arn: str = ""
+    assumed_role_id: str = ""
+    role_arn: str = ""
+    source_identity: str = ""
+    subject_arn: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def expiration_datetime(self) -> datetime.datetime:
+        return parse_timestamp(self.expiration)
+
+    def credential_process_json(self) -> str:
+        """The SDK ``credential_process`` document, byte for byte as aws_signing_helper prints it."""
+        return json.dumps(
+            {
+                "Version": 1,
+                "AccessKeyId": self.access_key_id,
+                "SecretAccessKey": self.secret_access_key,
+                "SessionToken": self.session_token,
+                "Expiration": self.expiration,
+            },
+            separators=(",", ":"),
+        )
+
+
+def parse_timestamp(value: str) -> datetime.datetime:
+    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def parse_session_response(body: bytes) -> Session:
+    try:
+        document = json.loads(body)
+        entry = document["credentialSet"][0]
+        creds = entry["credentials"]
+        fields = {name: creds[name] for name in ("accessKeyId", "secretAccessKey", "sessionToken", "expiration")}
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ResponseError(
+            "unable to obtain temporary security credentials from CreateSession: the response has no credentials"
+        ) from None
+    if not all(isinstance(v, str) and v for v in fields.values()):
+        raise ResponseError("unable to obtain temporary security credentials from CreateSession: empty credentials")
+    try:
+        parse_timestamp(fields["expiration"])
+    except ValueError:
+        raise ResponseError(f"CreateSession returned an unreadable expiration {fields['expiration']!r}") from None
+    role_user = entry.get("assumedRoleUser") or {}
+    return Session(
+        access_key_id=fields["accessKeyId"],
+        secret_access_key=fields["secretAccessKey"],
+        session_token=fields["sessionToken"],
+        expiration=fields["expiration"],
+        assumed_role_arn=role_user.get("arn", ""),
+        assumed_role_id=role_user.get("assumedRoleId", ""),
+        role_arn=entry.get("roleArn", ""),
+        source_identity=entry.get("sourceIdentity", ""),
+        subject_arn=document.get("subjectArn", ""),
+    )
+
+
+def _error_from_response(status: int, headers, body: bytes) -> ServiceError:
+    try:
+        document = json.loads(body or b"{}")
+        if not isinstance(document, dict):
+            document = {}
+    except ValueError:
+        document = {}
+    error_type = headers.get("X-Amzn-ErrorType") or document.get("__type") or document.get("code") or "UnknownError"
+    error_type = error_type.split(":")[0].split("#")[-1]
+    message = document.get("message") or document.get("Message") or body.decode("utf-8", "replace").strip()[:200]
+    request_id = headers.get("x-amzn-RequestId") or headers.get("X-Amzn-Requestid") or ""
+    return ServiceError(status, error_type, message or "no message", request_id)
+
+
+def _connection(url, ca_bundle, verify, timeout, with_proxy):
+    import http.client
+
+    if url.scheme not in ("http", "https"):
+        raise ConfigurationError(f"endpoint scheme {url.scheme!r} is not supported: use https:// or http://")
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    tunnel = None
+    if with_proxy:
+        # Like the Go helper, proxy variables are honoured only when asked for.
+        import urllib.request
+
+        proxy = urllib.request.getproxies().get(url.scheme)
+        if proxy and not urllib.request.proxy_bypass(host):
+            proxy_url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            tunnel = (host, port)
+            host, port = proxy_url.hostname, proxy_url.port or 8080
+    if url.scheme == "https":
+        import ssl
+
+        context = ssl.create_default_context(cafile=ca_bundle)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    if tunnel:
+        connection.set_tunnel(*tunnel)
+    return connection
+
+
+def create_session(
+    key,
+    certificate: x509.Certificate,
+    *,
+    trust_anchor_arn: str,
+    profile_arn: str,
+    role_arn: str,
+    region: str | None = None,
+    endpoint: str | None = None,
+    chain: list | tuple = (),
+    duration_seconds: int = DEFAULT_DURATION,
+    role_session_name: str | None = None,
+    ca_bundle: str | None = None,
+    verify: bool = True,
+    with_proxy: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Session:
+    """Call CreateSession and return the parsed credentials; raises a RolesAnywhereError subclass."""
+    region = signing_region(trust_anchor_arn, profile_arn, region)
+    url = urlsplit(endpoint or default_endpoint(region))
+    if not url.hostname:
+        raise ConfigurationError(f"endpoint {endpoint!r} has no host: use e.g. https://host:port")
+    host = url.netloc.rsplit("@", 1)[-1]
+    signed = sign_request(
+        key,
+        certificate,
+        host=host,
+        region=region,
+        trust_anchor_arn=trust_anchor_arn,
+        profile_arn=profile_arn,
+        role_arn=role_arn,
+        body=request_body(duration_seconds, role_session_name),
+        chain=chain,
+    )
+    path = url.path.rstrip("/") + CANONICAL_URI + "?" + signed.query
+    headers = dict(signed.headers, **{"User-Agent": USER_AGENT, "Content-Length": str(len(signed.body))})
+    connection = _connection(url, ca_bundle, verify, timeout, with_proxy)
+    try:
+        connection.request("POST", path, body=signed.body, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        raise TransportError(f"cannot reach the Roles Anywhere endpoint {url.scheme}://{host}: {reason}") from None
+    finally:
+        connection.close()
+    if response.status not in (200, 201):
+        raise _error_from_response(response.status, response.headers, body)
+    return parse_session_response(body)
