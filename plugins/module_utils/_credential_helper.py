@@ -1,0 +1,670 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) rolesanywhere.fleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bundled signing helper: a drop-in for AWS's ``aws_signing_helper`` on hosts its binary can't serve.
+
+Subcommands ``credential-process``, ``update``, ``serve`` and ``version`` take aws_signing_helper's flags and
+print what it prints (credential_process JSON with the same key order and no trailing newline; every error is
+one ``YYYY/MM/DD HH:MM:SS message`` line on stderr and exit 1). Beyond the Go helper:
+
+- ``pkcs11:`` URIs may carry ``?pin-source=file:/path`` (RFC 7512) instead of ``?pin-value=``;
+- ``--cache`` / ``--cache-dir``: credentials kept in a 0600 file and reused until 15 minutes before expiry
+  (botocore refuses credentials with less than 10 minutes left);
+- ``serve`` re-reads the certificate at each refresh and answers 500, never 200 with empty credentials;
+- ``update`` writes the credentials file atomically and retries transient failures with backoff.
+
+Pure Python. Heavy imports (cryptography, python-pkcs11, the signer) happen only when credentials are
+actually fetched, so a cache hit costs little more than the interpreter's start.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+VERSION = "0.1.0"
+REFRESH_MARGIN = datetime.timedelta(minutes=15)
+DEFAULT_PKCS11_LIB = "p11-kit-proxy.so"
+SIGNER = "ansible_collections.rolesanywhere.fleet.plugins.module_utils._sigv4x509"
+PKCS11 = "ansible_collections.rolesanywhere.fleet.plugins.module_utils._pkcs11"
+
+
+class HelperError(Exception):
+    """An error whose message is shown as is (one line, never a secret)."""
+
+
+def log(message) -> None:
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"{datetime.datetime.now():%Y/%m/%d %H:%M:%S} {line}\n")
+    sys.stderr.flush()
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+# ---------------------------------------------------------------- PKCS#11 URIs (RFC 7512)
+
+@dataclass
+class Pkcs11Uri:
+    path: dict = field(default_factory=dict)
+    query: dict = field(default_factory=dict)
+
+    @property
+    def token(self):
+        return self.path.get("token")
+
+    @property
+    def label(self):
+        return self.path.get("object")
+
+    @property
+    def key_id(self):
+        value = self.path.get("id")
+        return value.encode("latin-1") if value is not None else None
+
+    def pin_file(self):
+        source = self.query.get("pin-source")
+        if source is None:
+            return None
+        if not source.startswith("file:"):
+            raise HelperError(f"pin-source {source!r} is not supported: use pin-source=file:/path/to/pin")
+        path = source[len("file:"):]
+        if path.startswith("//"):
+            # file://host/path: only the local host is meaningful here
+            host, _, rest = path[2:].partition("/")
+            if host not in ("", "localhost"):
+                raise HelperError(f"pin-source {source!r} names a remote host: use file:/path/to/pin")
+            path = "/" + rest
+        return path
+
+
+def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
+    if not uri.startswith("pkcs11:"):
+        raise HelperError(f"{uri!r} is not a pkcs11: URI")
+    body = uri[len("pkcs11:"):]
+    path_part, _, query_part = body.partition("?")
+    parsed = Pkcs11Uri()
+    for target, text, separator in ((parsed.path, path_part, ";"), (parsed.query, query_part, "&")):
+        for item in filter(None, text.split(separator)):
+            name, equals, value = item.partition("=")
+            if not equals:
+                raise HelperError(f"pkcs11 URI attribute {name!r} has no value: write name=value")
+            # Path values are raw bytes after percent-decoding (id=%01); latin-1 keeps them one to one.
+            target[unquote(name)] = unquote(value, encoding="latin-1" if name == "id" else "utf-8")
+    if "pin-value" in parsed.path:
+        raise HelperError("pin-value belongs in the URI query: write pkcs11:token=...;object=...?pin-value=...")
+    if "pin-value" in parsed.query and "pin-source" in parsed.query:
+        raise HelperError("the pkcs11 URI has both pin-value and pin-source: keep one")
+    return parsed
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without its pin-value (for cache keys and messages)."""
+    if not uri.startswith("pkcs11:") or "?" not in uri:
+        return uri
+    head, _, query = uri.partition("?")
+    kept = [item for item in query.split("&") if not item.startswith("pin-value=")]
+    return head + ("?" + "&".join(kept) if kept else "")
+
+
+# ---------------------------------------------------------------- command line
+
+class _Parser(argparse.ArgumentParser):
+    """cobra-like: a bad flag prints the error and the usage, and exits 1 (never 2)."""
+
+    def error(self, message):
+        sys.stderr.write(f"Error: {message}\n{self.format_usage()}")
+        sys.exit(1)
+
+
+def _add_common(parser):
+    add = parser.add_argument
+    add("--certificate", default="", help="PEM certificate file (or a pkcs11: URI of a certificate object)")
+    add("--private-key", default="", help="PEM/PKCS#8 key file or pkcs11: URI (default: --certificate)")
+    add("--intermediates", default="", help="PEM bundle of intermediate CA certificates")
+    add("--role-arn", default="")
+    add("--profile-arn", default="")
+    add("--trust-anchor-arn", default="")
+    add("--session-duration", type=int, default=3600)
+    add("--region", default="")
+    add("--endpoint", default="")
+    add("--no-verify-ssl", action="store_true")
+    add("--with-proxy", action="store_true", help="honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
+    add("--debug", action="store_true", help="log what is signed (never credentials) to stderr")
+    add("--pkcs11-lib", default="", help=f"PKCS#11 module (default {DEFAULT_PKCS11_LIB})")
+    add("--reuse-pin", action="store_true", help="accepted for compatibility; the user PIN is reused")
+    add("--role-session-name", default="")
+    add("--pkcs8-password", default="")
+    add("--ca-bundle", default="", help="CA bundle to verify the endpoint (default: system store, SSL_CERT_FILE)")
+    add("--cache", action="store_true", help="reuse credentials from a private cache until 15 min before expiry")
+    add("--cache-dir", default="", help="cache directory (implies --cache; default ~/.cache/rolesanywhere-fleet)")
+    for unsupported in ("--cert-selector", "--system-store-name", "--tpm-key-password"):
+        add(unsupported, default=None, help=argparse.SUPPRESS)
+    for unsupported in ("--no-tpm-key-password", "--use-latest-expiring-certificate"):
+        add(unsupported, action="store_true", help=argparse.SUPPRESS)
+
+
+def build_parser():
+    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    process = commands.add_parser("credential-process", help="print credentials for the SDK credential_process")
+    _add_common(process)
+    update = commands.add_parser("update", help="keep a profile in the shared credentials file fresh")
+    _add_common(update)
+    update.add_argument("--profile", default="default")
+    update.add_argument("--once", action="store_true")
+    serve = commands.add_parser("serve", help="serve credentials on an IMDSv2-compatible endpoint on 127.0.0.1")
+    _add_common(serve)
+    serve.add_argument("--port", type=int, default=9911)
+    serve.add_argument("--hop-limit", type=int, default=64)
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def validate(opts) -> None:
+    if opts.cert_selector is not None or opts.system_store_name is not None or opts.use_latest_expiring_certificate:
+        raise HelperError("unable to use cert store signer on linux: pass --certificate and --private-key")
+    if opts.tpm_key_password is not None or opts.no_tpm_key_password:
+        raise HelperError("TPM key files are not supported by the bundled helper: use a tpm2-pkcs11 pkcs11: URI")
+    if not opts.certificate:
+        raise HelperError("--certificate is required: pass the PEM certificate file")
+    for flag in ("trust_anchor_arn", "profile_arn", "role_arn"):
+        if not getattr(opts, flag):
+            raise HelperError(f"--{flag.replace('_', '-')} is required")
+    if opts.certificate.startswith("pkcs11:") and not (opts.private_key or "").startswith("pkcs11:") and opts.private_key:
+        raise HelperError("undefined certificate value: a certificate on the token needs its key on the token too")
+
+
+# ---------------------------------------------------------------- fetching credentials
+
+def resolve_library(name: str) -> str:
+    """An absolute PKCS#11 module path; a bare name (``p11-kit-proxy.so``) is looked up like dlopen would."""
+    if os.path.isabs(name):
+        return name
+    import sysconfig
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    directories = [f"/usr/lib/{multiarch}", f"/usr/lib/{multiarch}/pkcs11", "/usr/lib64", "/usr/lib64/pkcs11",
+                   "/usr/lib", "/usr/lib/pkcs11", "/usr/local/lib"]
+    for directory in directories:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise HelperError(f"PKCS#11 library {name} not found: pass --pkcs11-lib with the module's absolute path")
+
+
+def _token_spec(opts, uri: Pkcs11Uri):
+    from importlib import import_module
+
+    pkcs11_utils = import_module(PKCS11)
+    if not uri.token:
+        raise HelperError("the pkcs11 URI has no token= attribute: add token=<label> so one token is selected")
+    if not uri.label:
+        raise HelperError("the pkcs11 URI has no object= attribute: add object=<key label>")
+    pin_file = uri.pin_file()
+    pin = uri.query.get("pin-value")
+    if pin is None and pin_file is None:
+        raise HelperError("one matching slot, but no user PIN provided: add ?pin-value= or ?pin-source=file: to the URI")
+    module_path = resolve_library(opts.pkcs11_lib or uri.query.get("module-path") or DEFAULT_PKCS11_LIB)
+    return pkcs11_utils, pkcs11_utils.TokenSpec(module_path=module_path, token_label=uri.token, pin=pin, pin_file=pin_file)
+
+
+def _token_certificate(signer, pkcs11_utils, session, cert_ref):
+    uri = parse_pkcs11_uri(cert_ref)
+    if not uri.label:
+        raise HelperError("the certificate's pkcs11 URI has no object= attribute: add object=<certificate label>")
+    found = pkcs11_utils.find_certificates(session, uri.label, uri.key_id)
+    if len(found) != 1:
+        raise HelperError(f"{'no' if not found else 'multiple'} matching certificates for {redact_uri(cert_ref)} on "
+                          "the token: pass the certificate as a PEM file with --certificate")
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(found[0])
+
+
+def fetch_session(opts):
+    """One CreateSession call; the certificate, chain and key are read afresh every time."""
+    from importlib import import_module
+
+    signer = import_module(SIGNER)
+    chain = signer.load_chain_file(opts.intermediates) if opts.intermediates else []
+    key_ref = opts.private_key or opts.certificate
+
+    def call(key, certificate):
+        signer.check_validity(certificate)
+        signer.check_key_matches(key, certificate)
+        if opts.debug:
+            log(f"signing with certificate serial {certificate.serial_number} ({certificate.subject.rfc4514_string()})")
+        return signer.create_session(
+            key,
+            certificate,
+            trust_anchor_arn=opts.trust_anchor_arn,
+            profile_arn=opts.profile_arn,
+            role_arn=opts.role_arn,
+            region=opts.region or None,
+            endpoint=os.environ.get("AWS_ENDPOINT_URL_ROLESANYWHERE") or opts.endpoint or None,
+            chain=chain,
+            duration_seconds=opts.session_duration,
+            role_session_name=opts.role_session_name or None,
+            ca_bundle=opts.ca_bundle or None,
+            verify=not opts.no_verify_ssl,
+            with_proxy=opts.with_proxy,
+        )
+
+    if key_ref.startswith("pkcs11:"):
+        uri = parse_pkcs11_uri(key_ref)
+        pkcs11_utils, spec = _token_spec(opts, uri)
+        on_token = opts.certificate.startswith("pkcs11:")
+        certificate = None if on_token else signer.load_certificate_file(opts.certificate)
+        with pkcs11_utils.open_token_session(spec, rw=False) as session:
+            if on_token:
+                certificate = _token_certificate(signer, pkcs11_utils, session, opts.certificate)
+            key = pkcs11_utils.token_private_key(session, uri.label, uri.key_id)
+            return call(key, certificate)
+    if opts.certificate.startswith("pkcs11:"):
+        raise HelperError("undefined certificate value: a certificate on the token needs its key on the token too")
+    certificate = signer.load_certificate_file(opts.certificate)
+    key = signer.load_private_key_file(key_ref, opts.pkcs8_password or None)
+    return call(key, certificate)
+
+
+def _known_errors():
+    """Error types whose messages are safe and complete; anything else is reported by type and message."""
+    from importlib import import_module
+
+    errors = [HelperError, import_module(SIGNER).RolesAnywhereError]
+    try:
+        errors.append(import_module(PKCS11).TokenError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+# ---------------------------------------------------------------- the cache
+
+def _cache_dir(opts) -> str:
+    if opts.cache_dir:
+        return opts.cache_dir
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rolesanywhere-fleet")
+
+
+def _file_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def cache_path(opts) -> str:
+    """One file per request: a rotated certificate (new bytes) or any changed flag gets a new entry."""
+    identity = [
+        opts.certificate,
+        _file_digest(opts.certificate) if not opts.certificate.startswith("pkcs11:") else "",
+        redact_uri(opts.private_key),
+        opts.intermediates,
+        _file_digest(opts.intermediates) if opts.intermediates else "",
+        opts.trust_anchor_arn,
+        opts.profile_arn,
+        opts.role_arn,
+        opts.region,
+        os.environ.get("AWS_ENDPOINT_URL_ROLESANYWHERE") or opts.endpoint,
+        opts.session_duration,
+        opts.role_session_name,
+    ]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    return os.path.join(_cache_dir(opts), f"{digest}.json")
+
+
+def _private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise HelperError(
+            f"cache directory {path} is not private (mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}): "
+            "chmod 700 it as its owner or choose another --cache-dir"
+        )
+
+
+def read_cache(path: str):
+    """The cached credential_process document if it is ours, private and fresh enough, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            return None
+        text = fh.read().decode("utf-8", "replace")
+    try:
+        expiration = json.loads(text)["Expiration"]
+        expires = datetime.datetime.fromisoformat(expiration.replace("Z", "+00:00"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if expires - utcnow() <= REFRESH_MARGIN:
+        return None
+    return text
+
+
+def atomic_write(path: str, data: str, mode: int = 0o600) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename: readers never see a partial file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- subcommands
+
+def credential_process(opts) -> int:
+    cached = None
+    if opts.cache or opts.cache_dir:
+        path = cache_path(opts)
+        cached = read_cache(path)
+        if cached is not None:
+            sys.stdout.write(cached)
+            return 0
+    document = fetch_session(opts).credential_process_json()
+    if opts.cache or opts.cache_dir:
+        _private_dir(os.path.dirname(path))
+        atomic_write(path, document)
+    sys.stdout.write(document)
+    return 0
+
+
+def _credentials_file() -> str:
+    return os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "credentials")
+
+
+CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def _section_bounds(lines, header):
+    start = next((i for i, line in enumerate(lines) if line.strip() == header), None)
+    if start is None:
+        return None, None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    return start, end
+
+
+def set_section_values(text: str, header: str, values: dict) -> str:
+    """Set ``name = value`` lines in the INI section ``header`` (e.g. ``[profile ra]``), adding it if missing.
+
+    Every other line, comment and section is kept; a replaced key loses its indented continuation lines.
+    """
+    lines = text.splitlines()
+    start, end = _section_bounds(lines, header)
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += ([""] if lines else []) + [header]
+        start = end = len(lines) - 1
+        end += 1
+    missing = dict(values)
+    section, dropping = [], False
+    for line in lines[start + 1:end]:
+        if dropping and line[:1] in (" ", "\t") and line.strip():
+            continue
+        dropping = False
+        name = line.split("=", 1)[0].strip() if "=" in line and line[:1] not in (" ", "\t", "#", ";") else None
+        if name in values:
+            dropping = True
+            if name in missing:
+                section.append(f"{name} = {missing.pop(name)}")
+            continue
+        section.append(line)
+    blank_tail = []
+    while section and not section[-1].strip():
+        blank_tail.append(section.pop())
+    section += [f"{name} = {value}" for name, value in missing.items()] + blank_tail
+    if end < len(lines) and not blank_tail:
+        section.append("")
+    return "\n".join(lines[: start + 1] + section + lines[end:]) + "\n"
+
+
+def remove_section(text: str, header: str) -> str:
+    lines = text.splitlines()
+    start, end = _section_bounds(lines, header)
+    if start is None:
+        return text
+    kept = lines[:start] + lines[end:]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+def write_credentials(path: str, profile: str, session) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        text = ""
+    values = dict(zip(CREDENTIAL_KEYS, (session.access_key_id, session.secret_access_key, session.session_token)))
+    atomic_write(path, set_section_values(text, f"[{profile}]", values))
+
+
+def _transient(exc) -> bool:
+    from importlib import import_module
+
+    signer = import_module(SIGNER)
+    if isinstance(exc, signer.TransportError):
+        return True
+    return isinstance(exc, signer.ServiceError) and (exc.status >= 500 or exc.status == 429)
+
+
+def fetch_with_backoff(opts, attempts=None, first_delay=1.0, max_delay=300.0, sleep=time.sleep):
+    """Retry endpoint outages and throttling (never a PIN or a certificate problem) with doubling delays."""
+    delay, attempt = first_delay, 0
+    while True:
+        attempt += 1
+        try:
+            return fetch_session(opts)
+        except Exception as exc:  # noqa: BLE001 - classified right below
+            if not _transient(exc) or (attempts is not None and attempt >= attempts):
+                raise
+            log(f"{exc}; retrying in {delay:.0f}s")
+            sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def update(opts) -> int:
+    path = _credentials_file()
+    while True:
+        session = fetch_with_backoff(opts, attempts=3 if opts.once else None)
+        write_credentials(path, opts.profile, session)
+        log(f"credentials for profile {opts.profile} written to {path}, expire at {session.expiration}")
+        if opts.once:
+            return 0
+        wait = (session.expiration_datetime() - REFRESH_MARGIN - utcnow()).total_seconds()
+        time.sleep(max(wait, 60))
+
+
+class CredentialSource:
+    """Credentials for ``serve``: refreshed lazily within REFRESH_MARGIN of expiry, certificate re-read each time."""
+
+    def __init__(self, opts, fetch=None):
+        self._opts = opts
+        self._fetch = fetch or (lambda: fetch_session(opts))
+        self._session = None
+        self._updated = None
+        self._lock = threading.Lock()
+
+    def current(self):
+        """The session to serve, or None when none is valid (the caller answers an error, never empty data)."""
+        with self._lock:
+            now = utcnow()
+            if self._session is None or self._session.expiration_datetime() - now <= REFRESH_MARGIN:
+                try:
+                    self._session, self._updated = self._fetch(), now
+                except Exception as exc:  # noqa: BLE001 - logged; a still-valid session keeps being served
+                    log(f"refreshing credentials failed: {exc}")
+            if self._session is not None and self._session.expiration_datetime() > now:
+                return self._session, self._updated
+            return None, None
+
+
+def _rfc3339(moment) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_server(opts, source, port=None):
+    """An IMDSv2-compatible HTTP server bound to 127.0.0.1 (aws_signing_helper ``serve`` routes)."""
+    import base64
+    import http.server
+    import secrets
+    import socket
+
+    role_name = opts.role_arn.rsplit("/", 1)[-1]
+    tokens = {}
+    tokens_lock = threading.Lock()
+    max_tokens, max_ttl = 256, 21600
+    token_path = "/latest/api/token"
+    list_path = "/latest/meta-data/iam/security-credentials"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "rolesanywhere-credential-helper"
+        sys_version = ""
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, opts.hop_limit)
+
+        def log_message(self, fmt, *args):  # access logs would be noise in the journal
+            pass
+
+        def _reply(self, status, body="", content_type="text/plain", headers=()):
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _path(self):
+            return self.path.split("?", 1)[0].rstrip("/")
+
+        def do_PUT(self):
+            if self._path() != token_path:
+                return self._reply(404, "not found")
+            if self.headers.get("X-Forwarded-For"):
+                return self._reply(400, "forwarded requests are not allowed")
+            raw_ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", str(max_ttl))
+            try:
+                ttl = int(raw_ttl)
+            except ValueError:
+                ttl = 0
+            if not 1 <= ttl <= max_ttl:
+                return self._reply(400, "invalid token TTL")
+            token = base64.b64encode(secrets.token_bytes(128)).decode()[:100]
+            now = time.monotonic()
+            with tokens_lock:
+                for stale in [t for t, expiry in tokens.items() if expiry <= now]:
+                    del tokens[stale]
+                if len(tokens) >= max_tokens:
+                    del tokens[min(tokens, key=tokens.get)]
+                tokens[token] = now + ttl
+            return self._reply(200, token, headers=[("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))])
+
+        def do_GET(self):
+            path = self._path()
+            if path not in (list_path, f"{list_path}/{role_name}"):
+                return self._reply(404, "not found")
+            token = self.headers.get("X-aws-ec2-metadata-token")
+            if not token:
+                return self._reply(401, "no token provided")
+            with tokens_lock:
+                valid = tokens.get(token, 0) > time.monotonic()
+            if not valid:
+                return self._reply(401, "invalid token provided")
+            if path == list_path:
+                return self._reply(200, role_name)
+            session, updated = source.current()
+            if session is None:
+                return self._reply(500, "no valid credentials: see the helper's log")
+            document = {
+                "AccessKeyId": session.access_key_id,
+                "SecretAccessKey": session.secret_access_key,
+                "Token": session.session_token,
+                "Code": "Success",
+                "Type": "AWS-HMAC",
+                "Expiration": session.expiration,
+                "LastUpdated": _rfc3339(updated),
+            }
+            return self._reply(200, json.dumps(document, separators=(",", ":")), "application/json")
+
+        def do_POST(self):
+            self._reply(405, "method not allowed")
+
+        do_DELETE = do_PATCH = do_POST
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+    return Server(("127.0.0.1", opts.port if port is None else port), Handler)
+
+
+def serve(opts) -> int:
+    source = CredentialSource(opts)
+    source.current()  # log a first failure early; serving starts either way
+    server = make_server(opts, source)
+    port = server.server_address[1]
+    log(f"Local server started on port: {port}")
+    log(f"Make it available to the sdk by running: export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:{port}/")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS = {"credential-process": credential_process, "update": update, "serve": serve}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    if opts.command is None:
+        parser.print_help()
+        return 0
+    if opts.command == "version":
+        sys.stdout.write(VERSION + "\n")
+        return 0
+    try:
+        validate(opts)
+        return COMMANDS[opts.command](opts)
+    except KeyboardInterrupt:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one line on stderr, never a traceback
+        try:
+            known = isinstance(exc, _known_errors())
+        except Exception:  # noqa: BLE001 - the signer itself failed to import
+            known = False
+        log(exc if known else f"{type(exc).__name__}: {exc}")
+        return 1
