@@ -1,0 +1,431 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) rolesanywhere.fleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's one AWS client layer (controller side, Ansible-aware).
+
+- ``AWSModule``: AnsibleModule plus the common connection options, a boto3 client factory and one error path.
+- ``RetryingClient``: every call retried with full-jitter exponential backoff on throttling, 5xx and
+  connection errors; any other failure becomes ``AWSError`` (code + message) exactly once.
+- ``ensure_state``: the describe / ensure_present / ensure_absent shape shared by the resource modules,
+  with check mode (predicted result, no mutating calls) and diff {before, after}.
+- Helpers: tags, IAM policy documents, durations, CRLs checked against a trust anchor's CA.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+except ImportError:  # reported by AWSModule with the fix
+    boto3 = None
+
+AWS_CONNECTION_ARGSPEC = dict(
+    region=dict(type="str", aliases=["aws_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
+    endpoint_url=dict(type="str", aliases=["aws_endpoint_url"], fallback=(env_fallback, ["AWS_ENDPOINT_URL"])),
+    endpoint_urls=dict(type="dict", default={}),
+    profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE"])),
+    access_key=dict(
+        type="str", no_log=True, aliases=["aws_access_key_id"], fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])
+    ),
+    secret_key=dict(
+        type="str", no_log=True, aliases=["aws_secret_access_key"], fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"])
+    ),
+    session_token=dict(
+        type="str", no_log=True, aliases=["aws_session_token"], fallback=(env_fallback, ["AWS_SESSION_TOKEN"])
+    ),
+    aws_ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    validate_certs=dict(type="bool", default=True),
+)
+
+TAGS_ARGSPEC = dict(
+    tags=dict(type="dict"),
+    purge_tags=dict(type="bool", default=True),
+)
+
+# Error codes that mean "try again later" whatever the service.
+RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+    }
+)
+
+SESSION_DURATION_MIN = 900
+SESSION_DURATION_MAX = 43200
+
+
+class AWSError(Exception):
+    """An AWS call (or a check before one) failed; ``str()`` is safe to show and names the fix."""
+
+    def __init__(self, message, code=None, operation=None, status=None):
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
+        self.status = status
+
+    def as_result(self):
+        return {"error": {"code": self.code, "message": str(self), "operation": self.operation, "http_status": self.status}}
+
+
+def error_code(exc):
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_retryable(exc):
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        return True
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in RETRYABLE_CODES or status >= 500 or status == 429
+    return False
+
+
+def jittered_backoff(call, retries=8, base_delay=0.5, max_delay=20.0, retry_codes=(), sleep=time.sleep):
+    """Run ``call()``; on a retryable error sleep a full-jitter delay (uniform in 0..min(max, base*2^n)) and retry.
+
+    ``retry_codes`` adds service-specific codes (e.g. ``RequestInProgressException`` while waiting).
+    """
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except botocore.exceptions.BotoCoreError as exc:
+            if attempt == retries or not is_retryable(exc):
+                raise
+        except botocore.exceptions.ClientError as exc:
+            if attempt == retries or not (is_retryable(exc) or error_code(exc) in retry_codes):
+                raise
+        sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
+
+
+def to_aws_error(exc, operation):
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = err.get("Message") or str(exc)
+        return AWSError(f"{operation} failed: {err.get('Code')}: {message}", err.get("Code"), operation, status)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AWSError(
+            f"{operation} failed: no AWS credentials; set access_key/secret_key, profile, or the AWS_* environment",
+            "NoCredentials",
+            operation,
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return AWSError(f"{operation} failed: no region; set region or AWS_REGION", "NoRegion", operation)
+    return AWSError(f"{operation} failed: {exc}", type(exc).__name__, operation)
+
+
+class RetryingClient:
+    """A boto3 client whose every operation is retried with jittered backoff and raises only AWSError."""
+
+    def __init__(self, client, retries=8):
+        self.raw = client
+        self.retries = retries
+
+    def __getattr__(self, name):
+        operation = getattr(self.raw, name)
+
+        def call(*args, retry_codes=(), **kwargs):
+            try:
+                return jittered_backoff(lambda: operation(*args, **kwargs), retries=self.retries, retry_codes=retry_codes)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise to_aws_error(exc, self.raw.meta.method_to_api_mapping.get(name, name)) from None
+
+        return call
+
+    def paginate(self, operation, result_key, **kwargs):
+        """All items of a paginated list operation (each page retried on its own)."""
+        paginator = self.raw.get_paginator(operation)
+        items = []
+        pages = iter(paginator.paginate(**kwargs))
+        while True:
+            try:
+                page = jittered_backoff(lambda: next(pages), retries=self.retries)
+            except StopIteration:
+                return items
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise to_aws_error(exc, self.raw.meta.method_to_api_mapping.get(operation, operation)) from None
+            items.extend(page.get(result_key, []))
+
+
+def client_factory(params, service):
+    """A RetryingClient for ``service`` from connection parameters (the AWS_CONNECTION_ARGSPEC keys)."""
+    session = boto3.session.Session(
+        aws_access_key_id=params.get("access_key"),
+        aws_secret_access_key=params.get("secret_key"),
+        aws_session_token=params.get("session_token"),
+        profile_name=params.get("profile"),
+        region_name=params.get("region"),
+    )
+    endpoint = (params.get("endpoint_urls") or {}).get(service)
+    if endpoint is None and params.get("_primary_service") == service:
+        endpoint = params.get("endpoint_url")
+    verify = params.get("aws_ca_bundle") or params.get("validate_certs", True)
+    # botocore retries off: RetryingClient owns retrying, so attempts don't multiply.
+    config = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, user_agent_extra="rolesanywhere.fleet")
+    try:
+        return RetryingClient(session.client(service, endpoint_url=endpoint, verify=verify, config=config))
+    except botocore.exceptions.BotoCoreError as exc:
+        raise to_aws_error(exc, f"creating the {service} client") from None
+
+
+class AWSModule(AnsibleModule):
+    """AnsibleModule with the AWS connection options; ``client()`` gives retrying clients; ``fail_aws`` one error path.
+
+    ``service`` is the module's own service: ``endpoint_url`` applies to it, other services use ``endpoint_urls``.
+    """
+
+    def __init__(self, service, argument_spec, **kwargs):
+        spec = dict(AWS_CONNECTION_ARGSPEC)
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, **kwargs)
+        if boto3 is None:
+            self.fail_json(msg=missing_required_lib("boto3"))
+        self.service = service
+        self._clients = {}
+
+    def client(self, service=None):
+        service = service or self.service
+        if service not in self._clients:
+            params = dict(self.params, _primary_service=self.service)
+            self._clients[service] = client_factory(params, service)
+        return self._clients[service]
+
+    def fail_aws(self, exc, **result):
+        result.update(exc.as_result())
+        self.fail_json(msg=str(exc), **result)
+
+
+# ---- describe / ensure_present / ensure_absent -------------------------------------------------------------
+
+
+class Resource:
+    """One named AWS resource as a module manages it.
+
+    ``describe()`` returns the current comparable view (a plain dict of managed fields) or None;
+    ``desired(current)`` the view after ensure_present; create/update/delete make the calls.
+    ``validate()`` runs first, in check mode too, and raises AWSError on bad input.
+    """
+
+    def validate(self):
+        pass
+
+    def describe(self):
+        raise NotImplementedError
+
+    def desired(self, current):
+        raise NotImplementedError
+
+    def create(self, desired):
+        raise NotImplementedError
+
+    def update(self, current, desired):
+        raise NotImplementedError
+
+    def delete(self, current):
+        raise NotImplementedError
+
+
+def ensure_state(module, resource, state):
+    """Bring ``resource`` to ``state``; return (changed, before, after). No mutating call in check mode."""
+    if state == "present":
+        resource.validate()
+    before = resource.describe()
+    if state == "absent":
+        if before is None:
+            return False, None, None
+        if not module.check_mode:
+            resource.delete(before)
+        return True, before, None
+    after = resource.desired(before)
+    if before == after:
+        return False, before, before
+    if not module.check_mode:
+        if before is None:
+            resource.create(after)
+        else:
+            resource.update(before, after)
+        after = resource.describe()
+    return True, before, after
+
+
+def run_resource_module(module, resource, result_key):
+    """ensure_state + the result shape every resource module returns."""
+    try:
+        changed, before, after = ensure_state(module, resource, module.params["state"])
+    except AWSError as exc:
+        module.fail_aws(exc)
+    result = {"changed": changed, result_key: after or {}}
+    if module._diff:
+        result["diff"] = {"before": before or {}, "after": after or {}}
+    module.exit_json(**result)
+
+
+# ---- conversions --------------------------------------------------------------------------------------------
+
+
+def snake_dict(value, keep=("tags",)):
+    """camelCase / PascalCase keys to snake_case, recursively, except the values under ``keep`` keys."""
+    value = dict(value)
+    kept = {k: value.pop(k) for k in keep if k in value}
+    out = camel_dict_to_snake_dict(value)
+    out.update(kept)
+    return out
+
+
+def tag_list_to_dict(tags, key="key", value="value"):
+    return {t[key]: t.get(value, "") for t in tags or []}
+
+
+def tag_dict_to_list(tags, key="key", value="value"):
+    return [{key: k, value: str(v)} for k, v in sorted((tags or {}).items())]
+
+
+def compare_tags(current, desired, purge=True):
+    """Tags to set (dict) and tag keys to remove (sorted list); ``aws:`` tags are never removed."""
+    current = current or {}
+    desired = {k: str(v) for k, v in (desired or {}).items()}
+    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
+    to_unset = sorted(k for k in current if purge and k not in desired and not k.startswith("aws:"))
+    return to_set, to_unset
+
+
+def desired_tags(current, tags, purge):
+    """The tag dict after applying ``tags`` (None = leave tags alone) to ``current``."""
+    if tags is None:
+        return dict(current or {})
+    to_set, to_unset = compare_tags(current, tags, purge)
+    out = {k: v for k, v in (current or {}).items() if k not in to_unset}
+    out.update(to_set)
+    return out
+
+
+# ---- policies and validation ----------------------------------------------------------------------------------
+
+
+def load_policy(value, what):
+    """A policy document (JSON text or dict) as a dict; AWSError naming ``what`` when it is not a policy."""
+    if isinstance(value, dict):
+        doc = value
+    else:
+        try:
+            doc = json.loads(value)
+        except (TypeError, ValueError) as exc:
+            raise AWSError(
+                f"{what} is not valid JSON ({exc}); give a JSON object with Version and Statement, "
+                "or a YAML dict (it is converted)",
+                "MalformedPolicyDocument",
+            ) from None
+    if not isinstance(doc, dict) or "Statement" not in doc:
+        raise AWSError(f"{what} must be a JSON object with a Statement list", "MalformedPolicyDocument")
+    statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
+            raise AWSError(
+                f"{what}: Statement[{index}] needs Effect Allow or Deny", "MalformedPolicyDocument"
+            )
+        if not ({"Action", "NotAction"} & set(statement)):
+            raise AWSError(f"{what}: Statement[{index}] needs Action or NotAction", "MalformedPolicyDocument")
+    return doc
+
+
+def canonical_policy(doc):
+    """A form in which two equivalent policies compare equal: one-item lists as scalars, lists sorted."""
+    if isinstance(doc, dict):
+        return {k: canonical_policy(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        items = [canonical_policy(v) for v in doc]
+        if len(items) == 1:
+            return items[0]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+    return doc
+
+
+def policy_json(doc):
+    """Compact, stable JSON for a policy (what is sent and what is compared)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def check_duration(value, what="duration_seconds"):
+    if value is not None and not SESSION_DURATION_MIN <= value <= SESSION_DURATION_MAX:
+        raise AWSError(
+            f"{what}={value} is out of range: IAM Roles Anywhere sessions last "
+            f"{SESSION_DURATION_MIN}..{SESSION_DURATION_MAX} seconds (15 minutes to 12 hours)",
+            "ValidationException",
+        )
+
+
+def arn_resource_name(arn, kind):
+    """``name`` from ``arn:<partition>:<svc>:...:<kind>/<path>/<name>``; AWSError when ``arn`` is not of that kind."""
+    parts = (arn or "").split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or not parts[5].startswith(kind + "/"):
+        raise AWSError(f"{arn!r} is not a {kind} ARN (arn:aws:...:{kind}/NAME)", "InvalidArn")
+    return parts[5].rsplit("/", 1)[1]
+
+
+# ---- certificates and CRLs -----------------------------------------------------------------------------------
+
+
+def load_certificates(pem, what):
+    """All certificates of a PEM bundle; AWSError when there are none or one does not parse."""
+    from cryptography import x509
+
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise AWSError(f"{what} is not a PEM certificate bundle ({exc})", "InvalidCertificate") from None
+    return certs
+
+
+def load_crl(data, what="crl"):
+    """A CRL from PEM or DER bytes."""
+    from cryptography import x509
+
+    data = data.encode() if isinstance(data, str) else data
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise AWSError(f"{what} is neither a PEM nor a DER X.509 CRL ({exc})", "InvalidCrl") from None
+
+
+def check_crl_issuer(crl, ca_certs, anchor):
+    """AWSError unless ``crl`` is signed by one of ``ca_certs`` (the trust anchor's CA certificates)."""
+    for ca in ca_certs:
+        if ca.subject != crl.issuer:
+            continue
+        try:
+            if crl.is_signature_valid(ca.public_key()):
+                return ca
+        except TypeError:
+            continue
+    subjects = "; ".join(ca.subject.rfc4514_string() for ca in ca_certs) or "none"
+    raise AWSError(
+        f"the CRL (issuer {crl.issuer.rfc4514_string()}) is not signed by the CA of trust anchor {anchor} "
+        f"(CA certificates: {subjects}); import the CRL that this CA issued",
+        "CrlNotSignedByTrustAnchor",
+    )
