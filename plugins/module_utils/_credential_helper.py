@@ -357,13 +357,18 @@ def read_cache(path: str):
     return text
 
 
-def atomic_write(path: str, data: str, mode: int = 0o600) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename: readers never see a partial file."""
+def atomic_write(path: str, data: str, mode: int = 0o600, owner: tuple | None = None) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename: readers never see a partial file.
+
+    ``owner`` is ``(uid, gid)`` to give the file before it appears (needs root).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fh.fileno(), mode)
+            if owner is not None:
+                os.fchown(fh.fileno(), *owner)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -374,6 +379,84 @@ def atomic_write(path: str, data: str, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise
+
+
+# ---------------------------------------------------------------- wiring credential_process
+
+PIN_MASK = "********"
+
+
+def mask_pin(text: str) -> str:
+    """Replace every ``pin-value=...`` in text (URIs, config files, diffs) by a mask."""
+    import re
+
+    return re.sub(r"(pin-value=)[^&'\"\s]*", lambda m: m.group(1) + PIN_MASK, text)
+
+
+def credential_process_command(
+    impl: str,
+    helper: str,
+    *,
+    certificate: str,
+    private_key: str,
+    trust_anchor_arn: str,
+    profile_arn: str,
+    role_arn: str,
+    intermediates: str | None = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+    session_duration: int | None = None,
+    role_session_name: str | None = None,
+    pkcs11_lib: str | None = None,
+    ca_bundle: str | None = None,
+    cache: bool = False,
+    cache_dir: str | None = None,
+    env: dict | None = None,
+) -> str:
+    """One physical line for ``credential_process`` (multi-line values lose arguments: helper issue #151).
+
+    ``impl`` is ``aws`` (AWS's aws_signing_helper) or ``python`` (the bundled helper). Environment settings
+    (a token's SOFTHSM2_CONF, AWS's helper trusting ``ca_bundle`` through SSL_CERT_FILE) go through ``env``,
+    because SDKs run the command without a shell.
+    """
+    import shlex
+
+    if impl not in ("aws", "python"):
+        raise HelperError(f"impl must be aws or python, not {impl!r}")
+    if private_key.startswith("pkcs11:"):
+        uri = parse_pkcs11_uri(private_key)
+        if not uri.token:
+            raise HelperError("the key's pkcs11 URI has no token= attribute: add token=<label>")
+        if impl == "aws" and "pin-source" in uri.query:
+            raise HelperError("AWS's aws_signing_helper ignores pin-source: give the PIN (pin-value) or use impl python")
+    if impl == "aws" and (cache or cache_dir):
+        raise HelperError("AWS's aws_signing_helper has no credential cache: drop cache or use impl python")
+    environment = dict(env or {})
+    args = ["credential-process", "--certificate", certificate, "--private-key", private_key]
+    optional = [("--intermediates", intermediates), ("--trust-anchor-arn", trust_anchor_arn),
+                ("--profile-arn", profile_arn), ("--role-arn", role_arn), ("--region", region),
+                ("--endpoint", endpoint), ("--role-session-name", role_session_name), ("--pkcs11-lib", pkcs11_lib)]
+    if session_duration:
+        optional.append(("--session-duration", str(session_duration)))
+    if ca_bundle:
+        if impl == "aws":
+            environment["SSL_CERT_FILE"] = ca_bundle
+        else:
+            optional.append(("--ca-bundle", ca_bundle))
+    if cache_dir:
+        optional.append(("--cache-dir", cache_dir))
+    for flag, value in optional:
+        if value:
+            args += [flag, str(value)]
+    if cache and not cache_dir:
+        args.append("--cache")
+    words = [helper] + args
+    if environment:
+        words = ["/usr/bin/env"] + [f"{name}={value}" for name, value in sorted(environment.items())] + words
+    line = " ".join(shlex.quote(word) for word in words)
+    if "\n" in line or "\r" in line:
+        raise HelperError("credential_process values must not contain line breaks")
+    return line
 
 
 # ---------------------------------------------------------------- subcommands

@@ -1,0 +1,341 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) rolesanywhere.fleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: aws_credential_process
+short_description: Wire an AWS profile to the IAM Roles Anywhere signing helper with credential_process
+version_added: 0.1.0
+description:
+  - Writes C([profile NAME]) (C([default]) for V(default)) into a user's C(~/.aws/config) with a single-line
+    C(credential_process) that runs AWS's C(aws_signing_helper) (O(impl=aws)) or the collection's bundled
+    helper (O(impl=python)), plus C(region) when O(region) is set.
+  - Every other section, key and comment of the file is kept. The file is owned by O(user) with mode 0600,
+    its directory with mode 0700, because the command line may hold the token PIN.
+  - With O(impl=aws) the PIN has to sit in the key URI (C(?pin-value=)); it then appears in the config file and,
+    while the helper runs, in its command line. O(impl=python) reads it from O(pin_file) (C(?pin-source=file:)),
+    so the config file holds no PIN.
+  - Diffs and the returned command show the PIN masked.
+options:
+  user:
+    description: The user whose C(~/.aws/config) is written; the file and directory are owned by this user.
+    type: str
+    required: true
+  config_path:
+    description: The config file to edit instead of C(~USER/.aws/config).
+    type: path
+  profile:
+    description: The profile name (C([profile NAME]); V(default) writes C([default])).
+    type: str
+    required: true
+  state:
+    description: V(present) writes the profile's keys; V(absent) removes the whole profile section.
+    type: str
+    choices: [present, absent]
+    default: present
+  impl:
+    description: Which signing helper the profile runs.
+    type: str
+    choices: [aws, python]
+    default: python
+  helper_path:
+    description:
+      - The helper command. Defaults to C(/usr/local/bin/aws_signing_helper) (O(impl=aws)) or
+        C(/usr/local/bin/rolesanywhere-credential-helper) (O(impl=python)), where the role
+        M(rolesanywhere.fleet.signing_helper) installs them.
+    type: path
+  certificate:
+    description: The client certificate (PEM file) on the host.
+    type: path
+  intermediates:
+    description: PEM bundle of intermediate CA certificates; always pass it when a chain exists.
+    type: path
+  private_key:
+    description:
+      - The key as a PEM file path or a C(pkcs11:) URI. Mutually exclusive with O(token_label).
+      - A PIN inside a URI given here is written as is; prefer O(token_label) with O(pin) or O(pin_file).
+    type: str
+  token_label:
+    description: The token holding the key; with O(key_label) (and O(key_id)) the module builds the C(pkcs11:) URI.
+    type: str
+  key_label:
+    description: CKA_LABEL of the private key on the token.
+    type: str
+  key_id:
+    description: CKA_ID of the key as hex (for example V('01')).
+    type: str
+  module_path:
+    description: The PKCS#11 library, passed as C(--pkcs11-lib).
+    type: path
+  pin:
+    description:
+      - The token user PIN, written into the URI as C(?pin-value=). Needed for O(impl=aws) unless O(pin_file) is set.
+    type: str
+  pin_file:
+    description:
+      - A 0600 file holding the PIN. O(impl=python) references it (C(?pin-source=file:)); O(impl=aws) cannot
+        read files, so the module reads it and writes the PIN into the URI.
+    type: path
+  token_env:
+    description:
+      - Environment the helper needs to see the token (for example C(SOFTHSM2_CONF)); prefixed with C(env).
+    type: dict
+    default: {}
+  trust_anchor_arn:
+    description: The trust anchor ARN.
+    type: str
+  profile_arn:
+    description: The Roles Anywhere profile ARN.
+    type: str
+  role_arn:
+    description: The IAM role to assume.
+    type: str
+  region:
+    description: Written as the profile's C(region) and passed to the helper as C(--region).
+    type: str
+  endpoint:
+    description: The Roles Anywhere endpoint URL (default the region's public endpoint).
+    type: str
+  ca_bundle:
+    description:
+      - CA bundle to verify O(endpoint). O(impl=python) gets C(--ca-bundle); AWS's helper gets C(SSL_CERT_FILE).
+    type: path
+  session_duration:
+    description: Session duration in seconds (900 to 43200); the helper's default 3600 when omitted.
+    type: int
+  role_session_name:
+    description: Role session name (the profile must accept role session names).
+    type: str
+  cache:
+    description: O(impl=python) only. Cache credentials in a private file until 15 minutes before expiry.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+author:
+  - rolesanywhere.fleet developers
+"""
+
+EXAMPLES = r"""
+- name: Profile ra runs the bundled helper with a token key; the config file holds no PIN
+  rolesanywhere.fleet.aws_credential_process:
+    user: app
+    profile: ra
+    impl: python
+    certificate: /etc/rolesanywhere/host.pem
+    intermediates: /etc/rolesanywhere/chain.pem
+    token_label: host
+    key_label: ra-2026
+    module_path: /usr/lib/softhsm/libsofthsm2.so
+    pin_file: /home/app/.config/rolesanywhere/pin
+    trust_anchor_arn: "{{ trust_anchor_arn }}"
+    profile_arn: "{{ profile_arn }}"
+    role_arn: "{{ role_arn }}"
+    region: eu-central-1
+    cache: true
+
+- name: The same with AWS's binary (the PIN goes into the URI)
+  rolesanywhere.fleet.aws_credential_process:
+    user: app
+    profile: ra
+    impl: aws
+    certificate: /etc/rolesanywhere/host.pem
+    token_label: host
+    key_label: ra-2026
+    module_path: /usr/lib/softhsm/libsofthsm2.so
+    pin: "{{ vault_token_pin }}"
+    trust_anchor_arn: "{{ trust_anchor_arn }}"
+    profile_arn: "{{ profile_arn }}"
+    role_arn: "{{ role_arn }}"
+    region: eu-central-1
+
+- name: Remove the profile
+  rolesanywhere.fleet.aws_credential_process:
+    user: app
+    profile: ra
+    state: absent
+"""
+
+RETURN = r"""
+config_path:
+  description: The config file written.
+  returned: always
+  type: str
+  sample: /home/app/.aws/config
+section:
+  description: The section header managed.
+  returned: always
+  type: str
+  sample: "[profile ra]"
+command:
+  description: The credential_process command line, PIN masked.
+  returned: when O(state=present)
+  type: str
+  sample: "/usr/local/bin/rolesanywhere-credential-helper credential-process --certificate /etc/rolesanywhere/host.pem ..."
+"""
+
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _credential_helper as helper
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
+
+DEFAULT_HELPERS = {
+    "aws": "/usr/local/bin/aws_signing_helper",
+    "python": "/usr/local/bin/rolesanywhere-credential-helper",
+}
+
+
+def key_reference(params):
+    """The --private-key value: a file, a given URI, or a URI built from the token options."""
+    if params["private_key"]:
+        return params["private_key"]
+    key_id = _pkcs11.parse_key_id(params["key_id"])
+    pin_value, pin_source = params["pin"], None
+    if params["pin_file"]:
+        if params["impl"] == "aws":
+            spec = _pkcs11.TokenSpec(module_path="", token_label=params["token_label"], pin_file=params["pin_file"])
+            pin_value = _pkcs11.read_pin(spec)
+        else:
+            pin_source = params["pin_file"]
+    return _pkcs11.pkcs11_uri(params["token_label"], params["key_label"], key_id, "private",
+                              pin_value=pin_value, pin_source=pin_source)
+
+
+def desired_text(params, current):
+    header = "[default]" if params["profile"] == "default" else f"[profile {params['profile']}]"
+    if params["state"] == "absent":
+        return header, helper.remove_section(current, header), None
+    command = helper.credential_process_command(
+        params["impl"],
+        params["helper_path"] or DEFAULT_HELPERS[params["impl"]],
+        certificate=params["certificate"],
+        private_key=key_reference(params),
+        intermediates=params["intermediates"],
+        trust_anchor_arn=params["trust_anchor_arn"],
+        profile_arn=params["profile_arn"],
+        role_arn=params["role_arn"],
+        region=params["region"],
+        endpoint=params["endpoint"],
+        session_duration=params["session_duration"],
+        role_session_name=params["role_session_name"],
+        pkcs11_lib=params["module_path"],
+        ca_bundle=params["ca_bundle"],
+        cache=params["cache"],
+        env=params["token_env"],
+    )
+    values = {"credential_process": command}
+    if params["region"]:
+        values["region"] = params["region"]
+    return header, helper.set_section_values(current, header, values), command
+
+
+def ownership_changes(path, mode, uid, gid):
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return ["create"]
+    changes = []
+    if info.st_mode & 0o7777 != mode:
+        changes.append("mode")
+    if (info.st_uid, info.st_gid) != (uid, gid):
+        changes.append("owner")
+    return changes
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            user=dict(type="str", required=True),
+            config_path=dict(type="path"),
+            profile=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            impl=dict(type="str", choices=["aws", "python"], default="python"),
+            helper_path=dict(type="path"),
+            certificate=dict(type="path"),
+            intermediates=dict(type="path"),
+            private_key=dict(type="str", no_log=True),
+            token_label=dict(type="str"),
+            key_label=dict(type="str"),
+            key_id=dict(type="str"),
+            module_path=dict(type="path"),
+            pin=dict(type="str", no_log=True),
+            pin_file=dict(type="path"),
+            token_env=dict(type="dict", default={}),
+            trust_anchor_arn=dict(type="str"),
+            profile_arn=dict(type="str"),
+            role_arn=dict(type="str"),
+            region=dict(type="str"),
+            endpoint=dict(type="str"),
+            ca_bundle=dict(type="path"),
+            session_duration=dict(type="int"),
+            role_session_name=dict(type="str"),
+            cache=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[("private_key", "token_label"), ("pin", "pin_file")],
+        required_if=[("state", "present", ("certificate", "trust_anchor_arn", "profile_arn", "role_arn"))],
+        required_together=[("token_label", "key_label")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["state"] == "present" and not (params["private_key"] or params["token_label"]):
+        module.fail_json(msg="give the key: private_key (file or pkcs11: URI) or token_label with key_label")
+    if params["token_label"] and not (params["pin"] or params["pin_file"]):
+        module.fail_json(msg="a token key needs pin (from vault) or pin_file: the helper runs unattended")
+    if params["session_duration"] is not None and not 900 <= params["session_duration"] <= 43200:
+        module.fail_json(msg=f"session_duration {params['session_duration']} is outside 900..43200 seconds")
+    try:
+        account = pwd.getpwnam(params["user"])
+    except KeyError:
+        module.fail_json(msg=f"user {params['user']!r} does not exist on this host: create it or fix user")
+    uid, gid = account.pw_uid, account.pw_gid
+    if os.geteuid() not in (0, uid):
+        module.fail_json(msg=f"cannot write files owned by {params['user']} as uid {os.geteuid()}: use become")
+    path = params["config_path"] or os.path.join(account.pw_dir, ".aws", "config")
+    directory = os.path.dirname(path)
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            current = fh.read()
+    except FileNotFoundError:
+        current = ""
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read {path}: {exc.strerror}")
+    try:
+        header, wanted, command = desired_text(params, current)
+    except (helper.HelperError, _pkcs11.TokenError) as exc:
+        module.fail_json(msg=str(exc))
+
+    absent_noop = params["state"] == "absent" and not os.path.exists(path)
+    content_changed = wanted != current and not absent_noop
+    perm_changes = [] if absent_noop else (ownership_changes(directory, 0o700, uid, gid)
+                                           + ownership_changes(path, 0o600, uid, gid))
+    changed = content_changed or bool(perm_changes)
+    result = dict(changed=changed, config_path=path, section=header)
+    if command is not None:
+        result["command"] = helper.mask_pin(command)
+    if module._diff:
+        result["diff"] = dict(before_header=path, after_header=path,
+                              before=helper.mask_pin(current), after=helper.mask_pin(wanted))
+    if changed and not module.check_mode:
+        try:
+            if not os.path.isdir(directory):
+                os.makedirs(directory, mode=0o700)
+            os.chmod(directory, 0o700)
+            if os.geteuid() == 0:
+                os.chown(directory, uid, gid)
+            helper.atomic_write(path, wanted, mode=0o600, owner=(uid, gid) if os.geteuid() == 0 else None)
+        except OSError as exc:
+            module.fail_json(msg=f"cannot write {path}: {exc.strerror}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
