@@ -91,13 +91,9 @@ class FileKeySource:
 
 @dataclass
 class TokenKeySource:
-    module_path: str
-    token_label: str
+    spec: object  # _pkcs11.TokenSpec
     label: str
     key_id: bytes | None = None
-    pin: str | None = None
-    pin_file: str | None = None
-    env: dict = field(default_factory=dict)
 
 
 def key_source_from_options(options):
@@ -120,21 +116,21 @@ def key_source_from_options(options):
             "The CA key needs either key.path (a PEM file) or a token key with key.module_path, key.token_label "
             f"and key.label; missing: {', '.join(missing)}."
         )
-    if ("pin" in options) == ("pin_file" in options):
-        raise CAError("A token CA key needs exactly one of key.pin and key.pin_file.")
-    key_id = None
-    if "id" in options:
-        text = options["id"].replace(":", "")
-        if not text or len(text) % 2 or any(ch not in string.hexdigits for ch in text):
-            raise CAError(f"key.id must be hex bytes such as '01' or 'a1b2', not {options['id']!r}.")
-        key_id = bytes.fromhex(text)
-    env = options.get("token_env") or {}
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise CAError("key.token_env must map variable names to string values (e.g. SOFTHSM2_CONF: /path).")
-    return TokenKeySource(
-        module_path=options["module_path"], token_label=options["token_label"], label=options["label"],
-        key_id=key_id, pin=options.get("pin"), pin_file=options.get("pin_file"), env=dict(env),
+    # Imported here so that file-key users need no python-pkcs11.
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
+
+    spec = _pkcs11.TokenSpec(
+        module_path=options["module_path"], token_label=options["token_label"], pin=options.get("pin"),
+        pin_file=options.get("pin_file"),
+        env={str(name): str(value) for name, value in (options.get("token_env") or {}).items()},
     )
+    try:
+        _pkcs11.validate_spec(spec)
+        _pkcs11.check_key_label(options["label"])
+        key_id = _pkcs11.parse_key_id(options.get("id"))
+    except _pkcs11.TokenError as exc:
+        raise CAError(f"CA key: {exc}") from None
+    return TokenKeySource(spec, options["label"], key_id)
 
 
 def load_key_file(path, passphrase=None):
@@ -183,15 +179,10 @@ def open_ca_key(source):
     if isinstance(source, FileKeySource):
         yield load_key_file(source.path, source.passphrase)
         return
-    # Imported here so that file-key users need no python-pkcs11.
     from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
 
-    spec = _pkcs11.TokenSpec(
-        module_path=source.module_path, token_label=source.token_label,
-        pin=source.pin, pin_file=source.pin_file, env=source.env,
-    )
     try:
-        with _pkcs11.open_token_session(spec, rw=False) as session:
+        with _pkcs11.open_token_session(source.spec, rw=False) as session:
             yield _pkcs11.token_private_key(session, source.label, source.key_id)
     except _pkcs11.TokenError as exc:
         raise CAError(str(exc)) from None
@@ -232,16 +223,33 @@ def file_mode_differs(path, mode):
     return os.stat(path).st_mode & 0o7777 != mode
 
 
+def parse_certificate(data, origin):
+    """A certificate from PEM or DER bytes; ``origin`` names the source in errors."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise CAError(f"{origin} is not a PEM or DER certificate: fix the path or the content.") from None
+
+
 def read_certificate(path):
-    """The PEM certificate at ``path``, or None when the file does not exist."""
+    """The certificate at ``path``, or None when the file does not exist."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return None
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise CAError(f"{path} exists but is not a PEM certificate: move it away or fix the path.") from None
+    return parse_certificate(data, path)
+
+
+def load_certificate(source):
+    """A certificate from a path (str) or PEM/DER content (bytes); a missing file is an error."""
+    if isinstance(source, bytes):
+        return parse_certificate(source, "The certificate content")
+    cert = read_certificate(source)
+    if cert is None:
+        raise CAError(f"Certificate file {source} does not exist: fix the path.")
+    return cert
 
 
 def load_csr(data, origin="csr"):
@@ -374,17 +382,24 @@ def check_csr_or_fail(csr, require_subject=()):
 def issue_certificate(ca_cert, ca_key, csr, validity_days, require_subject=(), now=None):
     """A client certificate for ``csr``, signed by ``ca_key``. The CSR and the CA pair are checked first.
 
-    notAfter is capped at the CA certificate's own notAfter.
+    Subject and subjectAltName come from the CSR; notAfter is capped at the CA certificate's notAfter.
     """
-    now = now or utcnow()
     check_csr_or_fail(csr, require_subject)
+    return issue_for_public_key(ca_cert, ca_key, csr.public_key(), csr.subject, validity_days, subject_alt_names(csr), now)
+
+
+def issue_for_public_key(ca_cert, ca_key, public_key, subject, validity_days, sans=None, now=None):
+    """A client certificate for a bare public key (e.g. read from a token); ``sans``: SubjectAlternativeName."""
+    now = now or utcnow()
+    broken = rules.errors(rules.check_public_key(public_key, "requested key"))
+    if broken:
+        raise CAError(f"The key is refused: {rules.describe(broken)}")
     check_ca_pair(ca_cert, ca_key.public_key(), now=now)
-    public_key = csr.public_key()
     not_after = min(now + datetime.timedelta(days=validity_days), ca_cert.not_valid_after_utc)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
         x509.CertificateBuilder()
-        .subject_name(csr.subject)
+        .subject_name(subject)
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(random_serial())
@@ -396,12 +411,9 @@ def issue_certificate(ca_cert, ca_key, csr, validity_days, require_subject=(), n
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
     )
-    try:
-        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    if sans is not None:
         # An empty subject makes the SAN extension critical (RFC 5280 4.2.1.6).
-        builder = builder.add_extension(sans.value, critical=not csr.subject.rdns)
-    except x509.ExtensionNotFound:
-        pass
+        builder = builder.add_extension(sans, critical=not subject.rdns)
     cert = builder.sign(ca_key, signature_hash(ca_key.public_key()))
     cert.verify_directly_issued_by(ca_cert)
     return cert
@@ -419,7 +431,7 @@ def issued_certificate_differences(cert, ca_cert, csr, renew_before_days, databa
         reasons.append("its public key is not the CSR's")
     if cert.subject != csr.subject:
         reasons.append(f"subject {cert.subject.rfc4514_string()} differs from the CSR's {csr.subject.rfc4514_string()}")
-    if _sans(cert) != _sans(csr):
+    if subject_alt_names(cert) != subject_alt_names(csr):
         reasons.append("its subjectAltName differs from the CSR's")
     broken = [v.rule for v in rules.errors(rules.check_certificate(cert, "client", now))]
     if broken:
@@ -431,7 +443,7 @@ def issued_certificate_differences(cert, ca_cert, csr, renew_before_days, databa
     return reasons
 
 
-def _sans(obj):
+def subject_alt_names(obj):
     try:
         return obj.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -594,7 +606,12 @@ def crl_differences(crl, ca_cert, revoked_entries, renew_before_days, now=None):
 
 
 def crl_summary(crl):
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = None
     return dict(
+        crl_number=number,
         issuer=crl.issuer.rfc4514_string(),
         last_update=crl.last_update_utc.isoformat(),
         next_update=crl.next_update_utc.isoformat() if crl.next_update_utc else None,

@@ -249,14 +249,16 @@ def subject_attributes_missing(name, required):
 
 def check_csr(csr, require_subject=()):
     """Rules a CSR must pass before the CA signs it."""
+    weak_hash = check_signature_hash(csr.signature_hash_algorithm, "CSR")
+    if weak_hash:  # cryptography cannot verify SHA-1/MD5 signatures: the weak hash is the finding
+        return weak_hash
     if not csr.is_signature_valid:
         return [Violation(
             "csr_signature",
             "The CSR signature does not verify: the request was altered after signing or signed by another key.",
             "Create the CSR again with the key it names (pkcs11_csr) and send it unchanged.",
         )]
-    found = check_signature_hash(csr.signature_hash_algorithm, "CSR")
-    found += check_public_key(csr.public_key(), "CSR")
+    found = check_public_key(csr.public_key(), "CSR")
     try:
         constraints = csr.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:

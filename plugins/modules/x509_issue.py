@@ -1,0 +1,220 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: x509_issue
+short_description: Issue an IAM Roles Anywhere client certificate from a CSR with the own CA
+version_added: 0.1.0
+description:
+  - Signs a CSR (O(csr_path) or O(csr)) with the CA certificate O(ca_cert_path) and its key O(ca_key) (a file or
+    a PKCS#11 token key) into O(path) (PEM, mode 0644).
+  - The certificate follows the Roles Anywhere client rules; X.509 v3, a random 159-bit serial,
+    basicConstraints CA:FALSE (critical), keyUsage digitalSignature (critical), extendedKeyUsage clientAuth,
+    subject and authority key identifiers, SHA-384 for a P-384 CA key and SHA-256 otherwise. The subject and
+    subjectAltName are copied from the CSR; no other requested extension is honoured.
+  - Refused, with nothing written; a CSR whose signature does not verify, a CSR signed with SHA-1 or MD5, an
+    RSA key under 2048 bits, a curve other than P-256/P-384, a CSR asking for CA:TRUE, a subject lacking an
+    attribute of O(require_subject), a CA certificate that does not match the CA key or is expired.
+  - Each issued certificate is recorded in the CA database O(database) (serial, subject, not_after, status) for
+    CRLs and reports.
+  - Unchanged when O(path) already holds a certificate from this CA for the CSR's public key, subject and
+    subjectAltName, not revoked, with more than O(renew_before_days) left.
+author: rolesanywhere.fleet developers
+extends_documentation_fragment:
+  - rolesanywhere.fleet.ca_key.ca_key
+options:
+  path:
+    description: Where the issued certificate (PEM) is written. Its directory must exist.
+    type: path
+    required: true
+  csr_path:
+    description: CSR file (PEM or DER). Exactly one of O(csr_path) and O(csr).
+    type: path
+  csr:
+    description: CSR as PEM text, for example the RV(rolesanywhere.fleet.pkcs11_csr#module:csr) result.
+    type: str
+  ca_cert_path:
+    description: The CA certificate (PEM), as written by M(rolesanywhere.fleet.x509_ca).
+    type: path
+    required: true
+  database:
+    description:
+      - CA database (JSON, mode 0600). Default; next to O(ca_cert_path), C(ca.pem) -> C(ca.db.json).
+    type: path
+  validity_days:
+    description: Lifetime of the certificate in days; capped at the CA certificate's own end of validity.
+    type: int
+    default: 365
+  renew_before_days:
+    description: Issue a new certificate when less than this many days of validity are left.
+    type: int
+    default: 30
+  require_subject:
+    description: Subject attributes the CSR must carry, e.g. C([CN, OU]).
+    type: list
+    elements: str
+    default: []
+  force:
+    description: Issue a new certificate even when the current one is fine.
+    type: bool
+    default: false
+notes:
+  - Check mode and diff are supported; in check mode nothing is written and the database is not touched.
+seealso:
+  - module: rolesanywhere.fleet.x509_ca
+  - module: rolesanywhere.fleet.x509_crl
+  - module: rolesanywhere.fleet.pkcs11_csr
+"""
+
+EXAMPLES = r"""
+- name: Issue the host's certificate from its token-signed CSR
+  rolesanywhere.fleet.x509_issue:
+    csr: "{{ host_csr.csr }}"
+    path: /etc/ra-ca/issued/{{ inventory_hostname }}.pem
+    ca_cert_path: /etc/ra-ca/ca.pem
+    ca_key:
+      path: /etc/ra-ca/ca.key
+      passphrase: "{{ vault_ca_passphrase }}"
+    require_subject: [CN, OU]
+    validity_days: 90
+    renew_before_days: 30
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+certificate:
+  description: The certificate (PEM).
+  returned: success
+  type: str
+serial:
+  description: Serial number, lowercase hex (the default Roles Anywhere session name).
+  returned: success
+  type: str
+serial_decimal:
+  description: Serial number in decimal (the C(Credential=) value of a SigV4-X509 request).
+  returned: success
+  type: str
+subject:
+  description: Subject (RFC 4514).
+  returned: success
+  type: str
+not_after:
+  description: End of validity (ISO 8601, UTC).
+  returned: success
+  type: str
+database:
+  description: Path of the CA database.
+  returned: success
+  type: str
+reasons:
+  description: Why a new certificate was issued; empty when unchanged.
+  returned: success
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_rules as rules
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            csr_path=dict(type="path"),
+            csr=dict(type="str"),
+            ca_cert_path=dict(type="path", required=True),
+            ca_key=dict(type="dict", required=True, options=_ca.CA_KEY_OPTIONS),
+            database=dict(type="path"),
+            validity_days=dict(type="int", default=365),
+            renew_before_days=dict(type="int", default=30),
+            require_subject=dict(type="list", elements="str", default=[]),
+            force=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[("csr_path", "csr")],
+        required_one_of=[("csr_path", "csr")],
+        supports_check_mode=True,
+    )
+    try:
+        result = issue(module, module.params)
+    except _ca.CAError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+def _read_csr(p):
+    if p["csr"] is not None:
+        return _ca.load_csr(p["csr"], "the csr option")
+    try:
+        with open(p["csr_path"], "rb") as fh:
+            return _ca.load_csr(fh.read(), p["csr_path"])
+    except OSError as exc:
+        raise _ca.CAError(f"Cannot read csr_path {p['csr_path']}: {exc.strerror}.") from None
+
+
+def issue(module, p):
+    if p["validity_days"] <= p["renew_before_days"]:
+        raise _ca.CAError("validity_days must be larger than renew_before_days, or the certificate is reissued on "
+                          "every run.")
+    unknown = [a for a in p["require_subject"] if a not in rules.SUBJECT_ATTRIBUTES]
+    if unknown:
+        raise _ca.CAError(f"require_subject has unknown attributes {unknown}; use {', '.join(rules.SUBJECT_ATTRIBUTES)}.")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
+        raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
+    csr = _read_csr(p)
+    _ca.check_csr_or_fail(csr, p["require_subject"])
+    ca_cert = _ca.read_certificate(p["ca_cert_path"])
+    if ca_cert is None:
+        raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
+    database = _ca.CADatabase.load(p["database"] or _ca.default_database_path(p["ca_cert_path"]))
+    source = _ca.key_source_from_options(p["ca_key"])
+    existing = _ca.read_certificate(p["path"])
+
+    with _ca.open_ca_key(source) as ca_key:
+        _ca.check_ca_pair(ca_cert, ca_key.public_key(), p["ca_cert_path"])
+        if existing is None:
+            reasons = ["no certificate at path"]
+        else:
+            reasons = _ca.issued_certificate_differences(
+                existing, ca_cert, csr, p["renew_before_days"], database)
+        if p["force"] and not reasons:
+            reasons = ["force"]
+        cert = existing
+        if reasons:
+            cert = _ca.issue_certificate(ca_cert, ca_key, csr, p["validity_days"], p["require_subject"])
+
+    changed = bool(reasons)
+    if not module.check_mode and reasons:
+        # The database first: a certificate out in the world must be revocable.
+        database.record_issued(cert)
+        database.save()
+        _ca.write_file_atomic(p["path"], _ca.pem(cert), _ca.CERT_MODE)
+    elif not reasons and _ca.file_mode_differs(p["path"], _ca.CERT_MODE):
+        changed = True
+        if not module.check_mode:
+            os.chmod(p["path"], _ca.CERT_MODE)
+
+    summary = _ca.certificate_summary(cert)
+    result = dict(
+        changed=changed,
+        certificate=_ca.pem(cert).decode(),
+        serial=summary["serial"],
+        serial_decimal=str(cert.serial_number),
+        subject=summary["subject"],
+        not_after=summary["not_after"],
+        database=database.path,
+        reasons=reasons,
+    )
+    if module._diff:
+        result["diff"] = dict(before=_ca.certificate_summary(existing) if existing else {}, after=summary)
+    return result
+
+
+if __name__ == "__main__":
+    main()
