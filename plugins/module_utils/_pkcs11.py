@@ -705,7 +705,8 @@ _DIGEST_INFO = {
 def _hash_name(algorithm):
     name = algorithm.name
     if name not in _HASHES:
-        raise TokenError("token keys sign with SHA-256, SHA-384 or SHA-512 only, not %s" % name.upper())
+        raise TokenError("token keys sign with SHA-256, SHA-384 or SHA-512 only, not %s"
+                         % name.upper().replace("SHA", "SHA-").replace("--", "-"))
     return name
 
 

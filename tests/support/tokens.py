@@ -64,6 +64,10 @@ def _ensure_importable():
         sys.path.insert(0, collections)
 
 
+# Importing this module makes ansible_collections.rolesanywhere.fleet importable, as on hosts.
+_ensure_importable()
+
+
 def make_softhsm_token(directory, label="ra-test", pin="1234", so_pin="12345678"):
     """Create a SoftHSM2 config + tokendir under ``directory`` and initialise one token in it."""
     directory = Path(directory)
