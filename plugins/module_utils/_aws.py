@@ -429,3 +429,57 @@ def check_crl_issuer(crl, ca_certs, anchor):
         f"(CA certificates: {subjects}); import the CRL that this CA issued",
         "CrlNotSignedByTrustAnchor",
     )
+
+
+def colon_hex(number):
+    """A serial number as colon-separated lower-case hex bytes (the form openssl and AWS documentation show)."""
+    text = format(number, "x")
+    text = "0" * (len(text) % 2) + text
+    return ":".join(text[i:i + 2] for i in range(0, len(text), 2))
+
+
+def certificate_summaries(certs):
+    """What identifies each certificate in a diff: subject, SHA-256 fingerprint and expiry."""
+    from cryptography.hazmat.primitives import hashes
+
+    return [
+        {
+            "subject": cert.subject.rfc4514_string(),
+            "sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        }
+        for cert in certs
+    ]
+
+
+# ---- IAM Roles Anywhere helpers shared by its three resource modules -----------------------------------------
+
+
+def find_by_name(client, list_operation, result_key, name, what):
+    """The one resource named ``name`` (or None); AWSError when several share the name (names are not unique)."""
+    matches = [item for item in client.paginate(list_operation, result_key) if item.get("name") == name]
+    if len(matches) > 1:
+        raise AWSError(
+            f"{len(matches)} {what}s are named {name!r}; this module manages resources by name: delete or rename "
+            "the extra ones",
+            "AmbiguousName",
+        )
+    return matches[0] if matches else None
+
+
+def rolesanywhere_tags(client, arn):
+    return tag_list_to_dict(client.list_tags_for_resource(resourceArn=arn).get("tags"))
+
+
+def sync_rolesanywhere_tags(client, arn, current, desired):
+    to_set, to_unset = compare_tags(current, desired)
+    if to_set:
+        client.tag_resource(resourceArn=arn, tags=tag_dict_to_list(to_set))
+    if to_unset:
+        client.untag_resource(resourceArn=arn, tagKeys=to_unset)
+
+
+def set_enabled(client, kind, id_field, resource_id, enabled):
+    """Enable/Disable<kind> (TrustAnchor, Profile, Crl) by id."""
+    operation = f"{'enable' if enabled else 'disable'}_{kind}"
+    getattr(client, operation)(**{id_field: resource_id})

@@ -120,10 +120,10 @@ certificate_arn:
   returned: when a certificate was issued
   type: str
 serial:
-  description: Serial number of the certificate, colon-separated lower-case hexadecimal.
+  description: Serial number of the certificate, lower-case hexadecimal (as the own CA's database keeps it).
   returned: when known
   type: str
-  sample: "3a:9f:00:12"
+  sample: "3a9f0012"
 not_after:
   description: End of validity (ISO 8601, UTC).
   returned: when known
@@ -140,57 +140,47 @@ error:
 
 import datetime
 import os
-import tempfile
 import time
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 
-from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import AWSError, AWSModule, load_certificates
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (
+    AWSError,
+    AWSModule,
+    colon_hex,
+    load_certificates,
+)
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._ca import (
+    CAError,
+    load_csr,
+    parse_serial,
+    pem,
+    same_public_key,
+    serial_hex,
+    write_file_atomic,
+)
 
 DEFAULT_TEMPLATE = "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1"
 
 
-def colon_hex(serial):
-    text = format(serial, "x")
-    text = "0" * (len(text) % 2) + text
-    return ":".join(text[i:i + 2] for i in range(0, len(text), 2))
-
-
-def parse_serial(text):
-    cleaned = text.replace(":", "").strip().lower()
-    try:
-        return int(cleaned, 16)
-    except ValueError:
-        raise AWSError(f"serial {text!r} is not hexadecimal (e.g. 3a:9f:00:12)", "InvalidInput") from None
-
-
 def cert_view(cert):
     return {
-        "serial": colon_hex(cert.serial_number),
+        "serial": serial_hex(cert.serial_number),
         "subject": cert.subject.rfc4514_string(),
         "not_after": cert.not_valid_after_utc.isoformat(),
     }
 
 
-def write_file(path, content):
-    """Atomically replace ``path`` with ``content`` (mode 0644); False when it already holds exactly that."""
+def write_if_different(path, content):
+    """Replace ``path`` (mode 0644) unless it already holds ``content``; True when written."""
     try:
         with open(path) as fh:
             if fh.read() == content:
                 return False
     except FileNotFoundError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".acmpca-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_file_atomic(path, content.encode(), 0o644)
     return True
 
 
@@ -214,21 +204,17 @@ class PrivateCAIssuer:
             raise AWSError(f"the current certificate is not a PEM certificate ({exc})", "InvalidCertificate") from None
 
     def load_csr(self):
-        pem = self.params["csr"]
-        if pem is None:
+        data = self.params["csr"]
+        if data is None:
             try:
                 with open(self.params["csr_path"], "rb") as fh:
-                    pem = fh.read()
+                    data = fh.read()
             except OSError as exc:
                 raise AWSError(f"cannot read csr_path: {exc}", "InvalidInput") from None
-        data = pem.encode() if isinstance(pem, str) else pem
-        try:
-            csr = x509.load_pem_x509_csr(data)
-        except ValueError as exc:
-            raise AWSError(f"the CSR is not a PEM certificate signing request ({exc})", "InvalidInput") from None
+        csr = load_csr(data, self.params["csr_path"] or "the csr option")
         if not csr.is_signature_valid:
             raise AWSError("the CSR's signature does not verify; create the CSR again with the key it names", "InvalidInput")
-        return csr, data
+        return csr, pem(csr)
 
     def ca_certificates(self):
         answer = self.pca.get_certificate_authority_certificate(CertificateAuthorityArn=self.ca_arn)
@@ -238,8 +224,7 @@ class PrivateCAIssuer:
         return load_certificates(answer["Certificate"], "the CA certificate")[0], chain
 
     def still_fits(self, cert, csr, ca_cert):
-        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        if cert.public_key().public_bytes(*spki) != csr.public_key().public_bytes(*spki) or cert.subject != csr.subject:
+        if not same_public_key(cert.public_key(), csr.public_key()) or cert.subject != csr.subject:
             return False
         try:
             cert.verify_directly_issued_by(ca_cert)
@@ -283,7 +268,7 @@ class PrivateCAIssuer:
         before = cert_view(current) if current else {}
         result = {"changed": False}
         if current is not None and self.still_fits(current, csr, ca_cert):
-            cert_pem = current.public_bytes(serialization.Encoding.PEM).decode()
+            cert_pem = pem(current).decode()
             result.update(cert_view(current), certificate=cert_pem, certificate_chain=chain)
         elif self.module.check_mode:
             result.update(changed=True, subject=csr.subject.rfc4514_string(), certificate_chain=chain)
@@ -300,7 +285,7 @@ class PrivateCAIssuer:
                 if self.module.check_mode:
                     result["changed"] |= not os.path.exists(self.params[option])
                 else:
-                    result["changed"] |= write_file(self.params[option], result[key])
+                    result["changed"] |= write_if_different(self.params[option], result[key])
         after = {k: result[k] for k in ("serial", "subject", "not_after") if k in result}
         return result, before, after
 
@@ -314,13 +299,13 @@ class PrivateCAIssuer:
             number = current.serial_number
         else:
             number = parse_serial(serial)
-        view = {"serial": colon_hex(number), "revoked": False}
+        view = {"serial": serial_hex(number), "revoked": False}
         result = {"changed": True, "serial": view["serial"]}
         if not self.module.check_mode:
             try:
                 self.pca.revoke_certificate(
                     CertificateAuthorityArn=self.ca_arn,
-                    CertificateSerial=view["serial"],
+                    CertificateSerial=colon_hex(number),
                     RevocationReason=self.params["revocation_reason"],
                 )
             except AWSError as exc:
@@ -368,6 +353,8 @@ def main():
         result, before, after = issuer.present() if module.params["state"] == "present" else issuer.absent()
     except AWSError as exc:
         module.fail_aws(exc)
+    except CAError as exc:
+        module.fail_json(msg=str(exc))
     if module._diff:
         result["diff"] = {"before": before, "after": after}
     module.exit_json(**result)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ansible import run_module  # noqa: F401
+from tests.support.ca import file_ca, make_file_ca  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -97,3 +98,26 @@ def private_ca(boto):
     ca_pem = pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=root_arn)["Certificate"]
     pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=ca_pem.encode())
     return arn, ca_pem
+
+
+@pytest.fixture(scope="session")
+def ra_url(moto_url, aws_env):
+    """ra_local on loopback, backed by the moto server."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ra_local", "--host", "127.0.0.1", "--port", str(port), "--aws-endpoint", moto_url],
+        cwd=REPO, env=dict(os.environ, **aws_env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "listening" in line, line
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def ra_conn(ra_url, iam_conn):
+    """Module connection options: Roles Anywhere at ra_local, IAM/STS/ACM PCA at moto."""
+    return dict(iam_conn, endpoint_url=ra_url)

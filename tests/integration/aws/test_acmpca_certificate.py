@@ -71,7 +71,7 @@ def test_issue_lifecycle(iam_conn, private_ca, tmp_path):
 def test_bad_csr_issues_nothing(iam_conn, private_ca, boto):
     ca_arn, _ = private_ca
     result = run_module("acmpca_certificate", dict(iam_conn, certificate_authority_arn=ca_arn, csr="not a csr"))
-    assert result.failed and "not a PEM certificate signing request" in result["msg"], result
+    assert result.failed and "cannot be parsed" in result["msg"], result
     result = run_module("acmpca_certificate", dict(iam_conn, certificate_authority_arn=ca_arn, csr=make_csr()[1],
                                                     validity_days=0))
     assert result.failed and "validity_days" in result["msg"], result
