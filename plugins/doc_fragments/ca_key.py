@@ -49,4 +49,4 @@ options:
 class ModuleDocFragment:
     # x509_ca names the option `key`; x509_issue and x509_crl name it `ca_key`.
     DOCUMENTATION = _OPTION.replace("@NAME@", "key")
-    CA_KEY = _OPTION.replace("@NAME@", "ca_key")
+    CA_KEY_OPTION = _OPTION.replace("@NAME@", "ca_key")

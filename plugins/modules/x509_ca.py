@@ -8,7 +8,7 @@ module: x509_ca
 short_description: Self-signed CA certificate for IAM Roles Anywhere, key in a file or on a PKCS#11 token
 version_added: 0.1.0
 description:
-  - Ensures a self-signed CA certificate at O(path) with O(subject), signed by O(key): a PEM key file (created
+  - Ensures a self-signed CA certificate at O(path) with O(subject), signed by O(key), either a PEM key file (created
     when absent, mode 0600, encrypted with O(key.passphrase)) or a key pair on a PKCS#11 token.
   - The certificate meets the Roles Anywhere CA rules; X.509 v3, basicConstraints CA:TRUE (critical), keyUsage
     keyCertSign, cRLSign and digitalSignature (critical), subjectKeyIdentifier, SHA-384 for P-384 keys and
@@ -167,7 +167,8 @@ def ensure_ca(module, p):
         raise _ca.CAError("validity_days must be larger than renew_before_days, or the CA is renewed on every run.")
     if p["path_length"] < 0:
         raise _ca.CAError("path_length must be 0 or more.")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
+    # In check mode the directory may be one that an earlier task of the same run creates.
+    if not module.check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
         raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
     subject = _ca.build_name(p["subject"])
     source = _ca.key_source_from_options(p["key"])

@@ -16,7 +16,7 @@ description:
     reasons) and its nextUpdate is more than O(renew_before_days) away.
 author: rolesanywhere.fleet developers
 extends_documentation_fragment:
-  - rolesanywhere.fleet.ca_key.ca_key
+  - rolesanywhere.fleet.ca_key.ca_key_option
 options:
   path:
     description: Where the CRL (PEM) is written. Its directory must exist.
@@ -136,7 +136,8 @@ def publish(module, p):
     if p["next_update_days"] <= p["renew_before_days"]:
         raise _ca.CAError("next_update_days must be larger than renew_before_days, or the CRL is rewritten on every "
                           "run.")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
+    # In check mode the directory may be one that an earlier task of the same run creates.
+    if not module.check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
         raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
     serials = [_ca.parse_serial(text) for text in p["revoke"]]
     ca_cert = _ca.read_certificate(p["ca_cert_path"])

@@ -23,7 +23,7 @@ description:
     subjectAltName, not revoked, with more than O(renew_before_days) left.
 author: rolesanywhere.fleet developers
 extends_documentation_fragment:
-  - rolesanywhere.fleet.ca_key.ca_key
+  - rolesanywhere.fleet.ca_key.ca_key_option
 options:
   path:
     description: Where the issued certificate (PEM) is written. Its directory must exist.
@@ -165,7 +165,8 @@ def issue(module, p):
     unknown = [a for a in p["require_subject"] if a not in rules.SUBJECT_ATTRIBUTES]
     if unknown:
         raise _ca.CAError(f"require_subject has unknown attributes {unknown}; use {', '.join(rules.SUBJECT_ATTRIBUTES)}.")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
+    # In check mode the directory may be one that an earlier task of the same run creates.
+    if not module.check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
         raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
     csr = _read_csr(p)
     _ca.check_csr_or_fail(csr, p["require_subject"])
