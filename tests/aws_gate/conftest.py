@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def gate_moto_url(tmp_path_factory):
-    """moto server with AWS managed policies loaded (AmazonS3FullAccess, AmazonS3ReadOnlyAccess)."""
+@contextmanager
+def running_moto(log_path: Path, **settings: str):
+    """moto server on 127.0.0.1 with AWS managed policies loaded; ``settings`` are extra environment."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, **AWS_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {**os.environ, **AWS_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **settings}
     with open(log_path, "wb") as log:
         process = subprocess.Popen([str(REPO / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -51,6 +51,13 @@ def gate_moto_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def gate_moto_url(tmp_path_factory):
+    """moto server without IAM enforcement (AmazonS3FullAccess / AmazonS3ReadOnlyAccess exist)."""
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
