@@ -1,4 +1,10 @@
-"""Test certificates built with cryptography directly: a CA and leaves that break one rule at a time."""
+"""Test certificates built with cryptography directly: a CA and leaves that break one rule at a time.
+
+cryptography refuses to sign with SHA-1, so the SHA-1 leaf comes from the openssl CLI.
+"""
+import subprocess
+import tempfile
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
@@ -53,7 +59,7 @@ class CA:
         return pem(self.cert)
 
     def issue(self, cn="host1.example.test", ou="Fleet", key_kind="ec", serial=None, ca=False,
-              digital_signature=True, basic_constraints=True, key_usage=True, hash_algorithm=None,
+              digital_signature=True, basic_constraints=True, key_usage=True,
               not_before=None, not_after=None, dns=None):
         """(certificate, private key) for a leaf; each keyword can break one end-entity rule."""
         key = new_key(key_kind)
@@ -68,7 +74,24 @@ class CA:
             builder = builder.add_extension(_usage(digital_signature=digital_signature), critical=True)
         if dns:
             builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
-        return builder.sign(self.key, hash_algorithm or hashes.SHA256()), key
+        return builder.sign(self.key, hashes.SHA256()), key
+
+    def issue_sha1(self, cn="sha1.example.test"):
+        """(certificate, private key) of an otherwise valid leaf signed with ecdsa-with-SHA1 / sha1WithRSA."""
+        key = new_key("ec")
+        csr = (x509.CertificateSigningRequestBuilder().subject_name(name(cn, "Fleet"))
+               .sign(key, hashes.SHA256()))
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "ca.pem").write_text(self.pem)
+            (tmp / "ca.key").write_text(key_pem(self.key))
+            (tmp / "leaf.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+            (tmp / "ext").write_text("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+            subprocess.run(["openssl", "x509", "-req", "-in", str(tmp / "leaf.csr"), "-CA", str(tmp / "ca.pem"),
+                            "-CAkey", str(tmp / "ca.key"), "-sha1", "-days", "2", "-set_serial",
+                            str(x509.random_serial_number()), "-extfile", str(tmp / "ext"), "-out", str(tmp / "leaf.pem")],
+                           check=True, capture_output=True)
+            return x509.load_pem_x509_certificate((tmp / "leaf.pem").read_bytes()), key
 
     def crl(self, revoked_serials):
         now = datetime.now(timezone.utc)
