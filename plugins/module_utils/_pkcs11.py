@@ -38,7 +38,6 @@ except ImportError as exc:  # reported by the modules with missing_required_lib
     PKCS11_IMPORT_ERROR = exc
 
 try:
-    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
@@ -238,8 +237,8 @@ def load_library(module_path, env=None):
         except PKCS11Error as exc:
             raise TokenError(
                 "cannot initialise the PKCS#11 library %s (%s: %s). Check the library's configuration: for SoftHSM2 "
-                "SOFTHSM2_CONF must name a readable config whose tokendir exists; for tpm2-pkcs11 TPM2_PKCS11_TCTI must "
-                "reach a TPM or resource manager and TPM2_PKCS11_STORE must be writable"
+                "SOFTHSM2_CONF must name a readable config whose tokendir exists; for tpm2-pkcs11 "
+                "TPM2_PKCS11_TCTI must reach a TPM or resource manager and TPM2_PKCS11_STORE must be writable"
                 % (module_path, type(exc).__name__, exc)) from None
         _loaded_env[module_path] = wanted
         return lib
@@ -280,7 +279,8 @@ def _login_error(exc, token_label):
                           "repeated failures): fix pin or pin_file" % token_label)
     if isinstance(exc, pkcs11.exceptions.PinLocked):
         return TokenError("token %r has locked the user PIN after too many failed logins: unlock it (TPM: "
-                          "tpm2_dictionarylockout --clear-lockout; HSM: the security officer unblocks it)" % token_label)
+                          "tpm2_dictionarylockout --clear-lockout; HSM: the security officer unblocks it)"
+                          % token_label)
     if isinstance(exc, (pkcs11.exceptions.PinLenRange, pkcs11.exceptions.PinInvalid)):
         return TokenError("the PIN for token %r has an invalid length or characters for this token: fix pin or pin_file"
                           % token_label)
@@ -288,7 +288,8 @@ def _login_error(exc, token_label):
         return TokenError("token %r has no user PIN yet: initialise it with rolesanywhere.fleet.pkcs11_token "
                           "(so_pin and user_pin)" % token_label)
     if isinstance(exc, pkcs11.exceptions.TokenNotRecognised):
-        return TokenError("token %r is not initialised: initialise it with rolesanywhere.fleet.pkcs11_token" % token_label)
+        return TokenError("token %r is not initialised: initialise it with rolesanywhere.fleet.pkcs11_token"
+                          % token_label)
     if isinstance(exc, pkcs11.exceptions.UserAlreadyLoggedIn):
         return TokenError("this process is already logged in to token %r: use the open session instead of opening "
                           "another one" % token_label)
@@ -690,7 +691,8 @@ def destroy_keypair(keypair):
 
 _HASHES = {}  # name -> (PKCS#1 v1.5 mechanism, PSS mechanism, hash mechanism, MGF1 name)
 if HAS_PKCS11:
-    _HASHES = {name: (getattr(Mechanism, "%s_RSA_PKCS" % name.upper()), getattr(Mechanism, "%s_RSA_PKCS_PSS" % name.upper()),
+    _HASHES = {name: (getattr(Mechanism, name.upper() + "_RSA_PKCS"),
+                      getattr(Mechanism, name.upper() + "_RSA_PKCS_PSS"),
                       getattr(Mechanism, name.upper()), name.upper())
                for name in ("sha256", "sha384", "sha512")}
 

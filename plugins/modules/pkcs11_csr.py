@@ -33,7 +33,8 @@ options:
     type: raw
     required: true
   subject_alt_name:
-    description: Subject alternative names such as C(DNS:host.example), C(IP:192.0.2.1), C(URI:spiffe://x/y), C(email:a@b).
+    description:
+      - Subject alternative names such as C(DNS:host.example), C(IP:192.0.2.1), C(URI:spiffe://x/y), C(email:a@b).
     type: list
     elements: str
   key_usage:
