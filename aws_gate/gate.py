@@ -22,6 +22,7 @@ import datetime
 import http.client
 import logging
 import secrets
+import socket
 import threading
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class GateServer(ThreadingHTTPServer):
 
 class GateHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: GateServer
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
@@ -275,6 +277,8 @@ class GateHandler(BaseHTTPRequestHandler):
     def _forward(self, body: bytes | None, learn_from: dict[str, list[str]] | None) -> None:
         connection = http.client.HTTPConnection(self.server.upstream_host, self.server.upstream_port, timeout=300)
         try:
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
             connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
