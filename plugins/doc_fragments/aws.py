@@ -21,8 +21,8 @@ options:
     aliases: [aws_endpoint_url]
   endpoint_urls:
     description:
-      - Endpoint URLs of the other services a module calls, keyed by botocore service name, for example
-        C({"iam": "http://127.0.0.1:5213", "acm-pca": "http://127.0.0.1:5213", "sts": "http://127.0.0.1:5213"}).
+      - 'Endpoint URLs of the other services a module calls, keyed by botocore service name (C(iam), C(sts),
+        C(acm-pca)), for example a moto server on C(http://127.0.0.1:5213) for all three.'
       - Services not listed use botocore's endpoint resolution (including E(AWS_ENDPOINT_URL_<SERVICE>)).
     type: dict
     default: {}

@@ -50,8 +50,8 @@ options:
     default: []
   x509_subject:
     description:
-      - Required certificate subject fields, for example C({OU: Innovation}) or C({CN: [web1, web2]}).
-        Each becomes C(StringEquals aws:PrincipalTag/x509Subject/<key>).
+      - 'Required certificate subject fields, for example C({"OU": "Innovation"}) or C({"CN": ["web1", "web2"]}).
+        Each becomes C(StringEquals aws:PrincipalTag/x509Subject/<key>).'
     type: dict
     default: {}
   x509_issuer:
@@ -60,8 +60,8 @@ options:
     default: {}
   x509_san:
     description:
-      - Required subject alternative names, for example C({DNS: web1.example.com}); C(StringEquals
-        aws:PrincipalTag/x509SAN/<key>).
+      - 'Required subject alternative names, for example C({"DNS": "web1.example.com"}), as C(StringEquals
+        aws:PrincipalTag/x509SAN/<key>).'
     type: dict
     default: {}
   source_account:
@@ -69,8 +69,8 @@ options:
     type: str
   extra_conditions:
     description:
-      - Further condition blocks merged into the trust statement, as in IAM JSON
-        (C({StringLike: {"aws:PrincipalTag/x509Subject/CN": "web*"}})).
+      - 'Further condition blocks merged into the trust statement, as in IAM JSON, for example
+        C({"StringLike": {"aws:PrincipalTag/x509Subject/CN": "web*"}}).'
     type: dict
     default: {}
   managed_policy_arns:
