@@ -6,9 +6,11 @@
 Every request is forwarded to the upstream byte for byte, with its original Host header, so the
 upstream's own SigV4 check still sees what the client signed. On the way:
 
-- STS AssumeRole requests (from anyone) are remembered with their session policies (``Policy``,
-  ``PolicyArns.member.N.arn``), session tags and source identity; a 200 answer maps the returned
-  AccessKeyId to that session.
+- STS AssumeRole and AssumeRoleWithWebIdentity requests (from anyone) are remembered with their
+  session policies (``Policy``, ``PolicyArns.member.N.arn``), session tags and source identity; a
+  200 answer maps the returned AccessKeyId to that session. AssumeRoleWithWebIdentity has no Tags
+  parameter, so a minting stand-in (ra_local) may send the Roles Anywhere session tags and source
+  identity in the unsigned ``X-Aws-Gate-Session-Context`` header (JSON, see SESSION_CONTEXT_HEADER).
 - Requests signed with such a session's key are authorised first, as AWS would: the role's
   identity policies (and permissions boundary) read from the upstream IAM, intersected with the
   session policies (aws_gate.policy). A denied request never reaches the upstream and gets AWS's
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import json
 import logging
 import secrets
 import socket
@@ -43,6 +46,10 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", 
 _MAX_BUFFERED_BODY = 16 * 1024 * 1024  # query-protocol bodies are small; S3 bodies are streamed
 _DRAIN_LIMIT = 1024 * 1024  # a denied body up to this size is read so the connection stays usable
 _CHUNK = 64 * 1024
+MINTING_ACTIONS = ("AssumeRole", "AssumeRoleWithWebIdentity")
+# {"tags": {"x509Subject/CN": "host1", ...}, "sourceIdentity": "host1"}: what AWS Roles Anywhere would
+# attach to the session, for minting calls whose STS API cannot carry it.
+SESSION_CONTEXT_HEADER = "X-Aws-Gate-Session-Context"
 _QUERY_NAMESPACES = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/", "iam": "https://iam.amazonaws.com/doc/2010-05-08/"}
 
 
@@ -154,16 +161,33 @@ class GateHandler(BaseHTTPRequestHandler):
         if service and service != "s3":
             body = self._read_body()
             params = _query_params(query, body, self.headers.get("Content-Type", ""))
+        learn = service == "sts" and (params.get("Action") or [""])[0] in MINTING_ACTIONS
         try:
             session = self._session_for(signature)
             if session is not None:
                 self._authorise(session, signature, split.path, query, params)
+            extra = self._session_context() if learn else {}
         except Denied as denied:
             log.info("DENY %s %s from %s: %s", self.command, self.path, self.client_address[0], denied.message)
             self._answer_error(service, denied, body_read=body is not None)
             return
-        learn = service == "sts" and (params.get("Action") or [""])[0] == "AssumeRole"
-        self._forward(body, learn_from=params if learn else None)
+        self._forward(body, learn_from=(params, extra) if learn else None)
+
+    def _session_context(self) -> dict:
+        text = self.headers.get(SESSION_CONTEXT_HEADER)
+        if text is None:
+            return {}
+        try:
+            context = json.loads(text)
+            tags, source_identity = context.get("tags", {}), context.get("sourceIdentity")
+            if not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())
+                    and (source_identity is None or isinstance(source_identity, str))):
+                raise ValueError
+        except (ValueError, AttributeError):
+            raise Denied("InvalidParameterValue", (
+                f"{SESSION_CONTEXT_HEADER} must be JSON {{\"tags\": {{\"key\": \"value\"}}, "
+                "\"sourceIdentity\": \"name\"}"), 400) from None
+        return {"tags": tags, "sourceIdentity": source_identity}
 
     def _session_for(self, signature: Signature | None) -> Session | None:
         if signature is None:
@@ -274,7 +298,7 @@ class GateHandler(BaseHTTPRequestHandler):
                 remaining -= len(chunk)
                 yield chunk
 
-    def _forward(self, body: bytes | None, learn_from: dict[str, list[str]] | None) -> None:
+    def _forward(self, body: bytes | None, learn_from: tuple[dict[str, list[str]], dict] | None) -> None:
         connection = http.client.HTTPConnection(self.server.upstream_host, self.server.upstream_port, timeout=300)
         try:
             connection.connect()
@@ -302,7 +326,7 @@ class GateHandler(BaseHTTPRequestHandler):
             if learn_from is not None:
                 payload = response.read()
                 if response.status == 200:
-                    self._learn(learn_from, payload)
+                    self._learn(*learn_from, payload)
                 self._relay(response, payload)
             else:
                 self._relay(response, None)
@@ -342,11 +366,11 @@ class GateHandler(BaseHTTPRequestHandler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
-    def _learn(self, params: dict[str, list[str]], payload: bytes) -> None:
+    def _learn(self, params: dict[str, list[str]], extra: dict, payload: bytes) -> None:
         try:
             root = ElementTree.fromstring(payload)
         except ElementTree.ParseError:
-            log.warning("AssumeRole answer is not XML; its session is not tracked")
+            log.warning("%s answer is not XML; its session is not tracked", params["Action"][0])
             return
         values = {element.tag.rsplit("}", 1)[-1]: (element.text or "") for element in root.iter()}
         if not values.get("AccessKeyId"):
@@ -356,7 +380,8 @@ class GateHandler(BaseHTTPRequestHandler):
             access_key_id=values["AccessKeyId"], session_token=values.get("SessionToken", ""),
             role_arn=params["RoleArn"][0], assumed_role_arn=values.get("Arn", ""),
             inline_policy=inline, policy_arns=tuple(operations.session_policy_arns(params)),
-            tags=operations.session_tags(params), source_identity=(params.get("SourceIdentity") or [None])[0],
+            tags={**operations.session_tags(params), **extra.get("tags", {})},
+            source_identity=extra.get("sourceIdentity") or (params.get("SourceIdentity") or [None])[0],
         )
         self.server.sessions.add(session)
         log.info("learnt session %s of %s (session policies: %s%s)", session.access_key_id, session.role_arn,

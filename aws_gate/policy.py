@@ -50,11 +50,12 @@ class Decision(enum.Enum):
 
 
 class PolicyType(enum.Enum):
-    """The policy types of a role session, with the names AWS uses in access-denied messages."""
+    """The policy types of a role session, as AWS names them in access-denied messages
+    (troubleshoot_access-denied): (with an explicit deny in ..., because no ... allows)."""
 
-    IDENTITY = "identity-based"
-    PERMISSIONS_BOUNDARY = "permissions boundary"
-    SESSION = "session"
+    IDENTITY = ("an identity-based policy", "identity-based policy")
+    PERMISSIONS_BOUNDARY = ("a permissions boundary", "permissions boundary")
+    SESSION = ("a session policy", "session policy")
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ class Result:
     def reason(self, action: str) -> str:
         """The tail AWS puts after "is not authorized to perform: A on resource: R"."""
         if self.decision is Decision.EXPLICIT_DENY:
-            return f"with an explicit deny in a {self.policy_type.value} policy"
+            return f"with an explicit deny in {self.policy_type.value[0]}"
         if self.decision is Decision.IMPLICIT_DENY:
-            return f"because no {self.policy_type.value} policy allows the {action} action"
+            return f"because no {self.policy_type.value[1]} allows the {action} action"
         return ""
 
 

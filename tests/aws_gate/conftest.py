@@ -1,67 +1,28 @@
-"""Fixtures for the gate's tests: a moto server on loopback and aws_gate in front of it.
-
-The moto fixture is our own until tests/support/aws.py (engineer C) provides ``moto_server``.
-"""
-import os
-import socket
-import subprocess
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
+"""Fixtures for the gate's tests: engineer C's IAM-enforcing moto server with aws_gate in front of it."""
+import dataclasses
 
 import pytest
 
 from aws_gate.process import running_gate
-
-REPO = Path(__file__).resolve().parents[2]
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def running_moto(log_path: Path, **settings: str):
-    """moto server on 127.0.0.1 with AWS managed policies loaded; ``settings`` are extra environment."""
-    port = _free_port()
-    env = {**os.environ, **AWS_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **settings}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([str(REPO / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start; see {log_path}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from tests.support.aws import moto_server, start_ra_local  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")
-def gate_moto_url(tmp_path_factory):
-    """moto server without IAM enforcement (AmazonS3FullAccess / AmazonS3ReadOnlyAccess exist)."""
-    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def gate(gate_moto_url, tmp_path_factory):
-    """aws_gate on 127.0.0.1 in front of the moto server."""
-    with running_gate(gate_moto_url, tmp_path_factory.mktemp("gate") / "aws_gate.log", env=AWS_ENV) as process:
+def gate(moto_server, tmp_path_factory):  # noqa: F811
+    """aws_gate on 127.0.0.1 in front of moto; it reads roles and policies as moto's admin user."""
+    admin = moto_server.admin
+    env = {"AWS_ACCESS_KEY_ID": admin.access_key_id, "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
+           "AWS_DEFAULT_REGION": moto_server.region}
+    with running_gate(moto_server.endpoint, tmp_path_factory.mktemp("gate") / "aws_gate.log", env=env) as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def ra_through_gate(moto_server, gate, tmp_path_factory):  # noqa: F811
+    """ra_local whose --aws-endpoint is the gate, so its credential minting passes through the gate."""
+    host, port = gate.url.rsplit("//", 1)[1].rsplit(":", 1)
+    via_gate = dataclasses.replace(moto_server, host=host, port=int(port))  # same moto, reached through the gate
+    workdir = tmp_path_factory.mktemp("ra_local_via_gate")
+    endpoint = start_ra_local(via_gate, workdir)
+    yield endpoint
+    endpoint.stop()

@@ -1,31 +1,22 @@
-"""The seed's narrowing end to end: moto server, aws_gate in front, a role session with session policies.
+"""The seed's narrowing at the gate: an IAM-enforcing moto server, aws_gate in front, a role session.
 
-The role has AmazonS3FullAccess; the session gets AmazonS3ReadOnlyAccess plus the seed's inline deny
-(every bucket but one, and any address outside the fleet's range). Clients are the real aws CLI and
-raw SigV4-signed HTTP requests sent from a second loopback address.
+The role has AmazonS3FullAccess; the session is assumed through the gate with AmazonS3ReadOnlyAccess
+plus the seed's inline deny (every bucket but one, any address outside the fleet's range). Clients are
+the real aws CLI, boto3 and raw SigV4 requests sent from a second loopback address.
 """
 import hashlib
-import http.client
 import json
 import os
-import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.aws_gate.conftest import AWS_ENV, REPO
+from tests.aws_gate.clients import aws_cli, client, signed_request
 
-ACCOUNT = "123456789012"
-ROLE_NAME = "fleet-s3"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
-ALLOWED, OTHER = "fleet-allowed", "fleet-other"
-ALLOWED_RANGE = "127.0.0.1/32"  # the gate sees clients on 127.0.0.1; 127.0.0.2 stands for another host
+ROLE_NAME = "gate-fleet-s3"
+ALLOWED, OTHER = "gate-allowed", "gate-other"
+ALLOWED_RANGE = "127.0.0.1/32"  # the gate sees local clients as 127.0.0.1; 127.0.0.2 stands for another host
 OUTSIDE_ADDRESS = "127.0.0.2"
 SEED_SESSION_POLICY = {
     "Version": "2012-10-17",
@@ -36,140 +27,109 @@ SEED_SESSION_POLICY = {
          "Condition": {"NotIpAddress": {"aws:SourceIp": [ALLOWED_RANGE]}}},
     ],
 }
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "rolesanywhere.amazonaws.com"},
-                   "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}],
-}
+READ_ONLY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 
-def client(service, endpoint, credentials=None):
-    keys = credentials or {"AccessKeyId": AWS_ENV["AWS_ACCESS_KEY_ID"], "SecretAccessKey": AWS_ENV["AWS_SECRET_ACCESS_KEY"]}
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id=keys["AccessKeyId"], aws_secret_access_key=keys["SecretAccessKey"],
-                        aws_session_token=keys.get("SessionToken"))
+def admin_keys(moto_server):
+    return {"AccessKeyId": moto_server.admin.access_key_id, "SecretAccessKey": moto_server.admin.secret_access_key}
 
 
 @pytest.fixture(scope="module")
-def seed(gate, gate_moto_url):
-    """Buckets, the role, and a session assumed through the gate as ra_local would assume it."""
-    admin_s3 = client("s3", gate_moto_url)
+def role_arn(moto_server):
+    """A role the admin user may assume (moto checks AssumeRole callers against Principal.AWS)."""
     for bucket in (ALLOWED, OTHER):
-        admin_s3.create_bucket(Bucket=bucket)
-        admin_s3.put_object(Bucket=bucket, Key="report.txt", Body=b"fleet data")
-    iam = client("iam", gate_moto_url)
-    iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY))
+        moto_server.client("s3").create_bucket(Bucket=bucket)
+        moto_server.client("s3").put_object(Bucket=bucket, Key="report.txt", Body=b"fleet data")
+    iam = moto_server.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{moto_server.account}:user/admin"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+    arn = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     iam.attach_role_policy(RoleName=ROLE_NAME, PolicyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess")
-    credentials = client("sts", gate.url).assume_role(
-        RoleArn=ROLE_ARN, RoleSessionName="host1", DurationSeconds=900,
-        PolicyArns=[{"arn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}],
-        Policy=json.dumps(SEED_SESSION_POLICY),
-        Tags=[{"Key": "x509Subject/CN", "Value": "host1"}],
-    )["Credentials"]
-    return credentials
+    return arn
 
 
-def aws_cli(gate, credentials, *args, tmp_path):
-    env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path),
-        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": credentials["SessionToken"], "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    return subprocess.run([str(REPO / ".venv/bin/aws"), "--endpoint-url", gate.url, *args],
-                          env=env, capture_output=True, text=True, timeout=60)
-
-
-def signed_request(gate, credentials, service, method, path, body=b"", source_address="127.0.0.1", headers=None):
-    """Send one SigV4-signed request from ``source_address`` (a bound client socket)."""
-    url = f"{gate.url}{path}"
-    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-    request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
-    signer = S3SigV4Auth if service == "s3" else SigV4Auth
-    signer(Credentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials.get("SessionToken")),
-           service, "us-east-1").add_auth(request)
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source_address, 0))
-    try:
-        connection.request(method, path, body=body, headers=dict(request.headers.items()))
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
+@pytest.fixture(scope="module")
+def seed(gate, moto_server, role_arn):
+    """Session credentials assumed through the gate with the seed's session policies."""
+    return client("sts", gate.url, admin_keys(moto_server)).assume_role(
+        RoleArn=role_arn, RoleSessionName="host1", DurationSeconds=900, PolicyArns=[{"arn": READ_ONLY}],
+        Policy=json.dumps(SEED_SESSION_POLICY))["Credentials"]
 
 
 def test_s3_ls_works(gate, seed, tmp_path):
-    result = aws_cli(gate, seed, "s3", "ls", tmp_path=tmp_path)
+    result = aws_cli(gate.url, seed, "s3", "ls", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert ALLOWED in result.stdout and OTHER in result.stdout
 
 
-def test_put_object_is_denied_by_the_read_only_session_policy(gate, gate_moto_url, seed, tmp_path):
+def test_put_object_is_denied_by_the_read_only_session_policy(gate, moto_server, seed, tmp_path):
     upload = tmp_path / "upload.txt"
     upload.write_bytes(b"must not arrive")
-    result = aws_cli(gate, seed, "s3api", "put-object", "--bucket", ALLOWED, "--key", "new.txt",
-                     "--body", str(upload), tmp_path=tmp_path)
+    result = aws_cli(gate.url, seed, "s3api", "put-object", "--bucket", ALLOWED, "--key", "new.txt",
+                     "--body", str(upload), home=tmp_path)
     assert result.returncode != 0
     assert "AccessDenied" in result.stderr
     assert "because no session policy allows the s3:PutObject action" in result.stderr
     with pytest.raises(ClientError) as missing:
-        client("s3", gate_moto_url).head_object(Bucket=ALLOWED, Key="new.txt")
+        moto_server.client("s3").head_object(Bucket=ALLOWED, Key="new.txt")
     assert missing.value.response["Error"]["Code"] == "404"
 
 
-def test_moto_alone_would_let_the_same_session_write(gate_moto_url, seed):
-    """Control: without the gate moto ignores session policies, so the gate is what denies above."""
+def test_moto_alone_would_let_the_same_session_write(moto_server, seed):
+    """Control: moto ignores session policies, so the gate is what denies the write above."""
     try:
-        client("s3", gate_moto_url, seed).put_object(Bucket=ALLOWED, Key="written-past-the-gate.txt", Body=b"x")
+        client("s3", moto_server.endpoint, seed).put_object(Bucket=ALLOWED, Key="past-the-gate.txt", Body=b"x")
     finally:
-        client("s3", gate_moto_url).delete_object(Bucket=ALLOWED, Key="written-past-the-gate.txt")
+        moto_server.client("s3").delete_object(Bucket=ALLOWED, Key="past-the-gate.txt")
 
 
 def test_list_objects_on_the_allowed_bucket_works(gate, seed, tmp_path):
-    result = aws_cli(gate, seed, "s3api", "list-objects-v2", "--bucket", ALLOWED, tmp_path=tmp_path)
+    result = aws_cli(gate.url, seed, "s3api", "list-objects-v2", "--bucket", ALLOWED, home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [o["Key"] for o in json.loads(result.stdout)["Contents"]] == ["report.txt"]
 
 
 def test_list_objects_on_another_bucket_is_denied(gate, seed, tmp_path):
-    result = aws_cli(gate, seed, "s3api", "list-objects-v2", "--bucket", OTHER, tmp_path=tmp_path)
+    result = aws_cli(gate.url, seed, "s3api", "list-objects-v2", "--bucket", OTHER, home=tmp_path)
     assert result.returncode != 0
     assert "AccessDenied" in result.stderr
     assert f'on resource: "arn:aws:s3:::{OTHER}" with an explicit deny in a session policy' in result.stderr
 
 
 def test_same_request_from_outside_the_allowed_range_is_denied(gate, seed):
-    inside_status, inside_body = signed_request(gate, seed, "s3", "GET", f"/{ALLOWED}?list-type=2")
+    inside_status, inside_body = signed_request(gate.url, seed, "s3", "GET", f"/{ALLOWED}?list-type=2")
     assert inside_status == 200 and "<Key>report.txt</Key>" in inside_body
-    status, body = signed_request(gate, seed, "s3", "GET", f"/{ALLOWED}?list-type=2", source_address=OUTSIDE_ADDRESS)
+    status, body = signed_request(gate.url, seed, "s3", "GET", f"/{ALLOWED}?list-type=2",
+                                  source_address=OUTSIDE_ADDRESS)
     assert status == 403
     assert "<Code>AccessDenied</Code>" in body and "explicit deny in a session policy" in body
     assert "report.txt" not in body
 
 
-def test_get_caller_identity_is_always_allowed(gate, seed):
-    """AWS allows GetCallerIdentity even under an explicit deny; here the NotIpAddress deny matches."""
-    status, body = signed_request(gate, seed, "sts", "POST", "/", body=b"Action=GetCallerIdentity&Version=2011-06-15",
+def test_get_caller_identity_is_always_allowed(gate, moto_server, seed):
+    """AWS answers GetCallerIdentity even under an explicit deny; here the NotIpAddress deny matches."""
+    status, body = signed_request(gate.url, seed, "sts", "POST", "/", body=b"Action=GetCallerIdentity&Version=2011-06-15",
                                   source_address=OUTSIDE_ADDRESS,
                                   headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     assert status == 200
-    assert f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/host1" in body
+    assert f"arn:aws:sts::{moto_server.account}:assumed-role/{ROLE_NAME}/host1" in body
 
 
-def test_session_without_session_policies_keeps_the_role_permissions(gate, gate_moto_url, seed):
-    credentials = client("sts", gate.url).assume_role(RoleArn=ROLE_ARN, RoleSessionName="unrestricted")["Credentials"]
+def test_session_without_session_policies_keeps_the_role_permissions(gate, moto_server, role_arn, seed):
+    credentials = client("sts", gate.url, admin_keys(moto_server)).assume_role(
+        RoleArn=role_arn, RoleSessionName="unrestricted")["Credentials"]
     client("s3", gate.url, credentials).put_object(Bucket=OTHER, Key="full-access.txt", Body=b"ok")
-    assert client("s3", gate_moto_url).get_object(Bucket=OTHER, Key="full-access.txt")["Body"].read() == b"ok"
+    assert moto_server.client("s3").get_object(Bucket=OTHER, Key="full-access.txt")["Body"].read() == b"ok"
 
 
-def test_policy_path_variables_and_session_tags(gate, gate_moto_url, seed):
+def test_policy_variables_use_session_tags(gate, moto_server, role_arn):
     """A session policy scoped with ${aws:PrincipalTag/x509Subject/CN} lets host1 write only under host1/."""
     scoped = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "s3:PutObject",
         "Resource": f"arn:aws:s3:::{OTHER}/${{aws:PrincipalTag/x509Subject/CN}}/*"}]}
-    credentials = client("sts", gate.url).assume_role(
-        RoleArn=ROLE_ARN, RoleSessionName="host1-scoped", Policy=json.dumps(scoped),
+    credentials = client("sts", gate.url, admin_keys(moto_server)).assume_role(
+        RoleArn=role_arn, RoleSessionName="host1-scoped", Policy=json.dumps(scoped),
         Tags=[{"Key": "x509Subject/CN", "Value": "host1"}])["Credentials"]
     s3 = client("s3", gate.url, credentials)
     s3.put_object(Bucket=OTHER, Key="host1/state.json", Body=b"{}")
@@ -178,8 +138,23 @@ def test_policy_path_variables_and_session_tags(gate, gate_moto_url, seed):
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
 
 
-def test_credentials_assumed_past_the_gate_fail_closed(gate, gate_moto_url, seed):
-    credentials = client("sts", gate_moto_url).assume_role(RoleArn=ROLE_ARN, RoleSessionName="bypass")["Credentials"]
+def test_role_policy_changes_apply_to_live_sessions(gate, moto_server, role_arn, seed):
+    iam = moto_server.client("iam")
+    deny_get = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}
+    s3 = client("s3", gate.url, seed)
+    assert s3.get_object(Bucket=ALLOWED, Key="report.txt")["Body"].read() == b"fleet data"
+    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="no-reads", PolicyDocument=json.dumps(deny_get))
+    try:
+        with pytest.raises(ClientError) as denied:
+            s3.get_object(Bucket=ALLOWED, Key="report.txt")
+        assert "with an explicit deny in an identity-based policy" in denied.value.response["Error"]["Message"]
+    finally:
+        iam.delete_role_policy(RoleName=ROLE_NAME, PolicyName="no-reads")
+
+
+def test_credentials_assumed_past_the_gate_fail_closed(gate, moto_server, role_arn):
+    credentials = client("sts", moto_server.endpoint, admin_keys(moto_server)).assume_role(
+        RoleArn=role_arn, RoleSessionName="bypass")["Credentials"]
     with pytest.raises(ClientError) as denied:
         client("s3", gate.url, credentials).list_buckets()
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
@@ -187,10 +162,16 @@ def test_credentials_assumed_past_the_gate_fail_closed(gate, gate_moto_url, seed
 
 
 def test_a_wrong_session_token_is_rejected(gate, seed):
-    forged = {**seed, "SessionToken": "forged"}
     with pytest.raises(ClientError) as denied:
-        client("s3", gate.url, forged).list_buckets()
+        client("s3", gate.url, {**seed, "SessionToken": "forged"}).list_buckets()
     assert denied.value.response["Error"]["Code"] == "InvalidToken"
+
+
+def test_moto_still_checks_signatures_behind_the_gate(gate, moto_server):
+    """Forwarding keeps the Host header, so valid signatures verify and a wrong secret is still refused."""
+    with pytest.raises(ClientError) as rejected:
+        client("s3", gate.url, {**admin_keys(moto_server), "SecretAccessKey": "not-the-secret"}).list_buckets()
+    assert rejected.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
 
 
 def test_unmapped_operations_of_sessions_fail_closed(gate, seed):
@@ -200,11 +181,11 @@ def test_unmapped_operations_of_sessions_fail_closed(gate, seed):
     assert "cannot map this request to IAM actions" in denied.value.response["Error"]["Message"]
 
 
-def test_other_credentials_and_large_bodies_pass_through_unchanged(gate, gate_moto_url):
+def test_other_credentials_and_large_bodies_pass_through_unchanged(gate, moto_server, role_arn):
     payload = os.urandom(6 * 1024 * 1024 + 17)
-    admin = client("s3", gate.url)
+    admin = client("s3", gate.url, admin_keys(moto_server))
     admin.put_object(Bucket=OTHER, Key="large.bin", Body=payload)
-    stored = client("s3", gate_moto_url).get_object(Bucket=OTHER, Key="large.bin")["Body"].read()
+    stored = moto_server.client("s3").get_object(Bucket=OTHER, Key="large.bin")["Body"].read()
     assert hashlib.sha256(stored).digest() == hashlib.sha256(payload).digest()
     assert admin.get_object(Bucket=OTHER, Key="large.bin")["Body"].read() == payload
     assert admin.head_object(Bucket=OTHER, Key="large.bin")["ContentLength"] == len(payload)

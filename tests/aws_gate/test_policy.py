@@ -227,6 +227,10 @@ def test_denied_reason_uses_aws_wording():
     explicit = evaluate(Request("s3:ListBucket", OTHER, FLEET_HOST), [S3_FULL], [S3_READ, SEED_INLINE])
     assert explicit.reason("s3:ListBucket") == "with an explicit deny in a session policy"
     assert explicit.sid == "OnlyTheFleetBucket"
+    identity = evaluate(Request("s3:GetObject", BUCKET + "/k"), [policy(deny("s3:GetObject"))])
+    assert identity.reason("s3:GetObject") == "with an explicit deny in an identity-based policy"
+    bounded = evaluate(Request("s3:PutObject", BUCKET + "/k"), [S3_FULL], None, S3_READ)
+    assert bounded.reason("s3:PutObject") == "because no permissions boundary allows the s3:PutObject action"
 
 
 @pytest.mark.parametrize("statement, problem", [
