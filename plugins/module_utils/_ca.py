@@ -9,6 +9,7 @@ refuses something raises CAError with a message that names the problem and the f
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import secrets
@@ -524,6 +525,24 @@ class CADatabase:
 
     def save(self):
         write_file_atomic(self.path, (json.dumps(self.data, indent=2) + "\n").encode(), DATABASE_MODE)
+
+
+@contextmanager
+def locked_database(path, lock=True):
+    """Yield the database at ``path``, loaded under an exclusive lock on ``<path>.lock`` held for the block.
+
+    Parallel forks issuing from one CA (delegate_to the CA host) would otherwise lose each other's records.
+    ``lock=False`` (check mode) only loads it.
+    """
+    if not lock:
+        yield CADatabase.load(path)
+        return
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, DATABASE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield CADatabase.load(path)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def parse_serial(text):

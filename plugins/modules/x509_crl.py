@@ -143,29 +143,30 @@ def publish(module, p):
     ca_cert = _ca.read_certificate(p["ca_cert_path"])
     if ca_cert is None:
         raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
-    database = _ca.CADatabase.load(p["database"] or _ca.default_database_path(p["ca_cert_path"]))
-    newly_revoked = [_ca.serial_hex(s) for s in serials if database.revoke(s, p["reason"])]
+    database_path = p["database"] or _ca.default_database_path(p["ca_cert_path"])
     existing = _ca.read_crl(p["path"])
     source = _ca.key_source_from_options(p["ca_key"])
 
     with _ca.open_ca_key(source) as ca_key:
         _ca.check_ca_pair(ca_cert, ca_key.public_key(), p["ca_cert_path"])
-        if existing is None:
-            reasons = ["no CRL at path"]
-        else:
-            reasons = _ca.crl_differences(existing, ca_cert, database.revoked(), p["renew_before_days"])
-        if p["force"] and not reasons:
-            reasons = ["force"]
-        crl = existing
-        if reasons:
-            crl = _ca.build_crl(ca_cert, ca_key, database.revoked(), p["next_update_days"],
-                                database.next_crl_number())
+        with _ca.locked_database(database_path, lock=not module.check_mode) as database:
+            newly_revoked = [_ca.serial_hex(s) for s in serials if database.revoke(s, p["reason"])]
+            if existing is None:
+                reasons = ["no CRL at path"]
+            else:
+                reasons = _ca.crl_differences(existing, ca_cert, database.revoked(), p["renew_before_days"])
+            if p["force"] and not reasons:
+                reasons = ["force"]
+            crl = existing
+            if reasons:
+                crl = _ca.build_crl(ca_cert, ca_key, database.revoked(), p["next_update_days"],
+                                    database.next_crl_number())
+            changed = bool(reasons or newly_revoked)
+            if not module.check_mode and changed:
+                database.save()
+                if reasons:
+                    _ca.write_file_atomic(p["path"], _ca.pem(crl), _ca.CERT_MODE)
 
-    changed = bool(reasons or newly_revoked)
-    if not module.check_mode and changed:
-        database.save()
-        if reasons:
-            _ca.write_file_atomic(p["path"], _ca.pem(crl), _ca.CERT_MODE)
     if not reasons and _ca.file_mode_differs(p["path"], _ca.CERT_MODE):
         changed = True
         if not module.check_mode:

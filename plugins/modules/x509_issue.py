@@ -173,30 +173,31 @@ def issue(module, p):
     ca_cert = _ca.read_certificate(p["ca_cert_path"])
     if ca_cert is None:
         raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
-    database = _ca.CADatabase.load(p["database"] or _ca.default_database_path(p["ca_cert_path"]))
+    database_path = p["database"] or _ca.default_database_path(p["ca_cert_path"])
     source = _ca.key_source_from_options(p["ca_key"])
     existing = _ca.read_certificate(p["path"])
 
     with _ca.open_ca_key(source) as ca_key:
         _ca.check_ca_pair(ca_cert, ca_key.public_key(), p["ca_cert_path"])
-        if existing is None:
-            reasons = ["no certificate at path"]
-        else:
-            reasons = _ca.issued_certificate_differences(
-                existing, ca_cert, csr, p["renew_before_days"], database)
-        if p["force"] and not reasons:
-            reasons = ["force"]
-        cert = existing
-        if reasons:
-            cert = _ca.issue_certificate(ca_cert, ca_key, csr, p["validity_days"], p["require_subject"])
+        with _ca.locked_database(database_path, lock=not module.check_mode) as database:
+            if existing is None:
+                reasons = ["no certificate at path"]
+            else:
+                reasons = _ca.issued_certificate_differences(
+                    existing, ca_cert, csr, p["renew_before_days"], database)
+            if p["force"] and not reasons:
+                reasons = ["force"]
+            cert = existing
+            if reasons:
+                cert = _ca.issue_certificate(ca_cert, ca_key, csr, p["validity_days"], p["require_subject"])
+                if not module.check_mode:
+                    # The database first: a certificate out in the world must be revocable.
+                    database.record_issued(cert)
+                    database.save()
+                    _ca.write_file_atomic(p["path"], _ca.pem(cert), _ca.CERT_MODE)
 
     changed = bool(reasons)
-    if not module.check_mode and reasons:
-        # The database first: a certificate out in the world must be revocable.
-        database.record_issued(cert)
-        database.save()
-        _ca.write_file_atomic(p["path"], _ca.pem(cert), _ca.CERT_MODE)
-    elif not reasons and _ca.file_mode_differs(p["path"], _ca.CERT_MODE):
+    if not reasons and _ca.file_mode_differs(p["path"], _ca.CERT_MODE):
         changed = True
         if not module.check_mode:
             os.chmod(p["path"], _ca.CERT_MODE)
@@ -209,7 +210,7 @@ def issue(module, p):
         serial_decimal=str(cert.serial_number),
         subject=summary["subject"],
         not_after=summary["not_after"],
-        database=database.path,
+        database=database_path,
         reasons=reasons,
     )
     if module._diff:

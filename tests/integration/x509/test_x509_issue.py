@@ -155,3 +155,19 @@ def test_refusals_change_nothing(tmp_path, file_ca, make_file_ca):
     # The SHA-1 message names the rule broken and the fix.
     sha1 = run_module("x509_issue", cases["signature_hash"])
     assert "SHA-1" in sha1["msg"] and "SHA-256" in sha1["msg"]
+
+
+def test_parallel_issuance_keeps_every_record(tmp_path, file_ca):
+    """Forks issuing from one CA at once (delegate_to the CA host) must not lose database records."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def issue_one(index):
+        csr = make_csr(ec_key(), name(O="Example", CN=f"par-{index}"))
+        return run_module("x509_issue", issue_args(file_ca, tmp_path, pem(csr), path=str(tmp_path / f"{index}.pem")))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(issue_one, range(6)))
+    assert all(r.changed and not r.failed for r in results), results
+    recorded = json.loads(file_ca.database_path.read_text())["certificates"]
+    assert sorted(e["serial"] for e in recorded) == sorted(r["serial"] for r in results)
+    assert len({e["serial"] for e in recorded}) == 6
