@@ -4,9 +4,11 @@ import re
 import stat
 from pathlib import Path
 
+import pytest
+
 from tests.integration.pkcs11.helpers import private_key_objects
 from tests.support.ansible import run_module, run_playbook
-from tests.support.tokens import SOFTHSM2_MODULE, Token
+from tests.support.tokens import SOFTHSM2_MODULE, TPM2_MODULE, Token
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "token_role.yml"
 
@@ -63,3 +65,22 @@ def test_token_role_refuses_custom_without_library(tmp_path):
 def test_token_role_argument_spec_rejects_unknown_type(tmp_path):
     proc = run_playbook(PLAYBOOK, extra_vars=dict(token_type="yubikey", token_user_pin="13579"), check=False)
     assert proc.returncode != 0 and "token_type" in proc.stdout and "yubikey" in proc.stdout
+
+
+@pytest.mark.tpm
+def test_token_role_tpm2_on_swtpm(swtpm, tmp_path):
+    store = tmp_path / "store"
+    pin_file = tmp_path / "token.pin"
+    passthrough = {name: value for name, value in swtpm.env.items() if name != "TPM2_PKCS11_TCTI"}
+    extra_vars = dict(
+        token_type="tpm2", token_label="ra-role-tpm", token_so_pin="87654321", token_user_pin="97531",
+        token_user=getpass.getuser(), token_install_packages=False, token_tpm2_store=str(store),
+        token_tpm2_tcti=swtpm.env["TPM2_PKCS11_TCTI"], token_env=passthrough, token_pin_file=str(pin_file),
+    )
+    assert _recap(run_playbook(PLAYBOOK, extra_vars=extra_vars).stdout)["changed"] > 0
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700 and pin_file.read_text() == "97531"
+    assert _recap(run_playbook(PLAYBOOK, extra_vars=extra_vars).stdout)["changed"] == 0
+    env = dict(swtpm.env, TPM2_PKCS11_STORE=str(store))
+    created = run_module("pkcs11_key", dict(module_path=TPM2_MODULE, token_label="ra-role-tpm",
+                                            pin_file=str(pin_file), token_env=env, label="role-key"))
+    assert created.changed and created["attributes"]["extractable"] is False, created.get("msg")
