@@ -32,6 +32,8 @@ def parse_args(argv):
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
+    if args.host in ("", "0.0.0.0", "::"):
+        parser.error("--host must be a specific address (127.0.0.1 or the test bridge address), not a wildcard")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     if args.fixed_time:

@@ -7,7 +7,6 @@ import json
 import ssl
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
 
 from botocore.auth import SIGV4_TIMESTAMP
 from botocore.awsrequest import AWSRequest
@@ -33,11 +32,11 @@ class SHA256Signer(IAMRolesAnywhereSigner):
         self._inject_signature_to_request(request, self.signature(self.string_to_sign(request, canonical)))
 
 
-def create_session(endpoint, cert, key, arns, chain=(), duration=None, role_session_name=None,
+def signed_request(endpoint, cert, key, arns, chain=(), duration=None, role_session_name=None,
                    signed_at=None, tamper=None, extra_body=None):
-    """POST /sessions to ``endpoint`` (an RaEndpoint); returns (status, JSON body).
+    """(url, headers, body bytes) of a CreateSession request signed for ``endpoint`` (an RaEndpoint).
 
-    ``tamper(request)`` may alter the signed request before it is sent."""
+    ``tamper(request)`` may alter the signed request before it is prepared."""
     signer = SHA256Signer(certificate=pem(cert).encode(), private_key=key_pem(key).encode(),
                           certificate_chain="".join(pem(c) for c in chain).encode() if chain else None,
                           region=endpoint.region)
@@ -54,7 +53,13 @@ def create_session(endpoint, cert, key, arns, chain=(), duration=None, role_sess
         tamper(request)
     prepared = request.prepare()
     data = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
-    http_request = urllib.request.Request(prepared.url, data=data, method="POST", headers=dict(prepared.headers.items()))
+    return prepared.url, dict(prepared.headers.items()), data
+
+
+def create_session(endpoint, cert, key, arns, **options):
+    """POST /sessions to ``endpoint``; returns (status, JSON body with ``errorType`` added on errors)."""
+    url, headers, data = signed_request(endpoint, cert, key, arns, **options)
+    http_request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     context = ssl.create_default_context(cafile=endpoint.ca_file) if endpoint.ca_file else None
     try:
         with urllib.request.urlopen(http_request, timeout=30, context=context) as response:
@@ -63,7 +68,3 @@ def create_session(endpoint, cert, key, arns, chain=(), duration=None, role_sess
         document = json.loads(exc.read() or b"{}")
         document["errorType"] = exc.headers.get("X-Amzn-ErrorType")
         return exc.code, document
-
-
-def utcnow():
-    return datetime.now(timezone.utc)
