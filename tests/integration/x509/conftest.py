@@ -2,7 +2,7 @@
 import pytest
 
 from tests.support.ca import file_ca, make_file_ca as _make_file_ca  # noqa: F401
-from tests.support.tokens import softhsm_token  # noqa: F401
+from tests.support.tokens import softhsm_token, swtpm, tpm_token  # noqa: F401
 from tests.integration.x509.builders import make_token_keypair
 
 

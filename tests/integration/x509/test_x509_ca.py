@@ -147,3 +147,25 @@ def test_wrong_passphrase_and_unencrypted_key(tmp_path):
     missing = run_module("x509_ca", dict(args, key={"path": str(tmp_path / "ca.key")}))
     assert missing.failed and "is encrypted" in missing["msg"]
     assert not (tmp_path / "ca.pem").exists()
+
+
+@pytest.mark.tpm
+def test_ca_key_on_tpm(tmp_path, tpm_token):
+    """The CA key generated on a (software) TPM through tpm2-pkcs11; the CA issues a client certificate."""
+    key = run_module("pkcs11_key", tpm_token.module_args(label="tpm-ca", key_type="ec", curve="secp384r1"))
+    assert key.changed and not key.failed, key
+    key_option = tpm_token.module_args(label="tpm-ca")
+    args = dict(path=str(tmp_path / "ca.pem"), key=key_option, subject={"CN": "TPM CA"})
+    assert run_module("x509_ca", args, check_mode=True).changed and not (tmp_path / "ca.pem").exists()
+    assert run_module("x509_ca", args).changed
+    check_ca_profile(tmp_path / "ca.pem")
+    assert not run_module("x509_ca", args).changed
+
+    from tests.integration.x509.builders import ec_key, make_csr, name, pem
+    from tests.support.ca import openssl_verify_client
+
+    issue = dict(csr=pem(make_csr(ec_key(), name(O="Example", CN="tpm-client"))), path=str(tmp_path / "leaf.pem"),
+                 ca_cert_path=str(tmp_path / "ca.pem"), ca_key=key_option)
+    assert run_module("x509_issue", issue).changed
+    assert openssl_verify_client(tmp_path / "ca.pem", tmp_path / "leaf.pem").returncode == 0
+    assert not run_module("x509_issue", issue).changed

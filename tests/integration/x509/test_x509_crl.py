@@ -93,7 +93,13 @@ def test_crl_signed_on_token(tmp_path, token_ca):
     issued = run_module("x509_issue", dict(csr=pem(csr), path=str(tmp_path / "leaf.pem"),
                                            ca_cert_path=str(tmp_path / "ca.pem"), ca_key=key_option))
     assert issued.changed, issued
-    args = crl_args(tmp_path / "ca.pem", key_option, tmp_path, revoke=[issued["serial"]])
+    # The PIN from a 0600 file this time, as the role's token setup leaves it.
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(token.pin + "\n")
+    pin_file.chmod(0o600)
+    file_key_option = {k: v for k, v in key_option.items() if k != "pin"}
+    file_key_option["pin_file"] = str(pin_file)
+    args = crl_args(tmp_path / "ca.pem", file_key_option, tmp_path, revoke=[issued["serial"]])
     applied = run_module("x509_crl", args)
     assert applied.changed and applied["revoked"] == [issued["serial"]], applied
     shown = openssl("crl", "-in", str(tmp_path / "ca.crl"), "-CAfile", str(tmp_path / "ca.pem"), "-verify", "-noout")
