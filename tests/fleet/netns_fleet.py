@@ -322,6 +322,21 @@ def write_inventory(hosts, path, group="fleet", extra_vars=None):
     return Path(path)
 
 
+def write_molecule_instance_config(hosts, path):
+    """Add ``hosts`` to molecule's instance config (default driver); entries of other hosts are kept."""
+    path = Path(path)
+    names = {h.name for h in hosts}
+    try:
+        instances = [i for i in json.loads(path.read_text() or "[]") if i["instance"] not in names]
+    except FileNotFoundError:
+        instances = []
+    instances += [{"instance": h.name, "address": h.address, "user": "root", "port": 22,
+                   "identity_file": str(ssh_key_path())} for h in hosts]
+    path.write_text(json.dumps(instances, indent=2) + "\n")  # JSON is YAML
+    path.chmod(0o600)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The supervisor (one per machine)
 
@@ -852,6 +867,7 @@ def main(argv=None):
     p_up.add_argument("--fresh", action="store_true", help="discard the hosts' saved state first")
     p_up.add_argument("--timeout", type=float, default=60.0)
     p_up.add_argument("--json", action="store_true", help="print the hosts as JSON")
+    p_up.add_argument("--instance-config", metavar="PATH", help="add the hosts to molecule's instance config file")
     for name, help_text in (("stop", "stop hosts, keeping their state"), ("remove", "stop hosts and delete their state")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("names", nargs="+")
@@ -867,6 +883,8 @@ def main(argv=None):
             if not args.hosts and not args.count:
                 parser.error("up needs host names/ranges or --count")
             hosts = up(args.hosts, args.count, args.systemd, args.fresh, args.timeout)
+            if args.instance_config:
+                write_molecule_instance_config(hosts, args.instance_config)
             if args.json:
                 print(json.dumps([h.to_json() for h in hosts]))
             else:
