@@ -7,7 +7,9 @@ the real aws CLI, boto3 and raw SigV4 requests sent from a second loopback addre
 import hashlib
 import json
 import os
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from botocore.exceptions import ClientError
@@ -199,3 +201,37 @@ def test_the_gate_logs_each_decision(gate, seed):
     log = Path(gate.log_path).read_text()
     assert f"DENY s3:ListBucket arn:aws:s3:::{OTHER}" in log
     assert "ALLOW s3:ListAllMyBuckets" in log
+
+
+def mint_with_web_identity(gate, moto_server, role_arn, policy, context_header):
+    """AssumeRoleWithWebIdentity as ra_local sends it (signed by an IAM user), with the session-context header."""
+    form = {"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": role_arn,
+            "RoleSessionName": "host1-web", "WebIdentityToken": "ra-local", "Policy": json.dumps(policy)}
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+               "X-Aws-Gate-Session-Context": context_header}
+    return signed_request(gate.url, admin_keys(moto_server), "sts", "POST", "/", body=urlencode(form).encode(),
+                          headers=headers)
+
+
+def test_web_identity_minting_takes_tags_and_source_identity_from_the_context_header(gate, moto_server, role_arn):
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{OTHER}/${{aws:PrincipalTag/x509Subject/CN}}/*",
+        "Condition": {"StringEquals": {"aws:SourceIdentity": "host1.example.test"}}}]}
+    context = {"tags": {"x509Subject/CN": "web-host1"}, "sourceIdentity": "host1.example.test"}
+    status, body = mint_with_web_identity(gate, moto_server, role_arn, policy, json.dumps(context))
+    assert status == 200, body
+    root = ElementTree.fromstring(body)
+    credentials = {name: next(e.text for e in root.iter() if e.tag.endswith("}" + name))
+                   for name in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    s3 = client("s3", gate.url, credentials)
+    s3.put_object(Bucket=OTHER, Key="web-host1/state.json", Body=b"{}")
+    with pytest.raises(ClientError) as denied:
+        s3.put_object(Bucket=OTHER, Key="web-host2/state.json", Body=b"{}")
+    assert "no session policy allows the s3:PutObject action" in denied.value.response["Error"]["Message"]
+
+
+def test_a_malformed_session_context_header_is_refused(gate, moto_server, role_arn):
+    status, body = mint_with_web_identity(gate, moto_server, role_arn, SEED_SESSION_POLICY, "{not json")
+    assert status == 400
+    assert "<Code>InvalidParameterValue</Code>" in body and "X-Aws-Gate-Session-Context must be JSON" in body
