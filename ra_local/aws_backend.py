@@ -12,7 +12,7 @@ import threading
 import boto3
 from botocore.auth import SigV4Auth
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ra_local.errors import AccessDeniedError, UnavailableError, ValidationError
 
@@ -46,6 +46,8 @@ class AwsBackend:
             if exc.response["Error"]["Code"] == "NoSuchEntity":
                 return None
             raise UnavailableError(f"Reading role {role_arn} from IAM failed: {exc}") from None
+        except BotoCoreError as exc:
+            raise UnavailableError(f"IAM at {self.endpoint} is unreachable: {exc}") from None
         return role if role["Arn"] == role_arn else None
 
     def pca_certificate(self, pca_arn):
@@ -54,6 +56,8 @@ class AwsBackend:
             return self.pca.get_certificate_authority_certificate(CertificateAuthorityArn=pca_arn)["Certificate"]
         except ClientError as exc:
             raise ValidationError(f"acmPcaArn {pca_arn}: the Private CA's certificate cannot be read ({exc.response['Error']['Code']}: {exc.response['Error']['Message']})") from None
+        except BotoCoreError as exc:
+            raise UnavailableError(f"ACM PCA at {self.endpoint} is unreachable: {exc}") from None
 
     def mint(self, role_arn, session_name, duration, session_policy=None, policy_arns=()):
         params = {
@@ -73,3 +77,5 @@ class AwsBackend:
             if exc.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403):
                 raise AccessDeniedError(f"STS refused to issue credentials for {role_arn}: {error['Code']}: {error['Message']}") from None
             raise UnavailableError(f"STS failed: {error['Code']}: {error['Message']}") from None
+        except BotoCoreError as exc:
+            raise UnavailableError(f"STS at {self.endpoint} is unreachable: {exc}") from None

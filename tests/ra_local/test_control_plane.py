@@ -217,6 +217,31 @@ def test_crl_data_round_trips_as_bytes(ra, ca):
     assert crl["crlData"] == der and crl["enabled"] is False
 
 
+def test_acm_pca_trust_anchor_reads_the_private_ca(ra, moto_server):
+    pca = moto_server.client("acm-pca")
+    ca_arn = pca.create_certificate_authority(
+        CertificateAuthorityConfiguration={"KeyAlgorithm": "RSA_2048", "SigningAlgorithm": "SHA256WITHRSA",
+                                           "Subject": {"CommonName": "moto private CA"}},
+        CertificateAuthorityType="ROOT",
+    )["CertificateAuthorityArn"]
+    csr = pca.get_certificate_authority_csr(CertificateAuthorityArn=ca_arn)["Csr"]
+    certificate_arn = pca.issue_certificate(
+        CertificateAuthorityArn=ca_arn, Csr=csr, SigningAlgorithm="SHA256WITHRSA",
+        TemplateArn="arn:aws:acm-pca:::template/RootCACertificate/V1", Validity={"Value": 30, "Type": "DAYS"},
+    )["CertificateArn"]
+    root = pca.get_certificate(CertificateAuthorityArn=ca_arn, CertificateArn=certificate_arn)["Certificate"]
+    pca.import_certificate_authority_certificate(CertificateAuthorityArn=ca_arn, Certificate=root)
+
+    anchor = ra.create_trust_anchor(name="private ca", enabled=True,
+                                    source={"sourceType": "AWS_ACM_PCA", "sourceData": {"acmPcaArn": ca_arn}})["trustAnchor"]
+    assert anchor["source"] == {"sourceType": "AWS_ACM_PCA", "sourceData": {"acmPcaArn": ca_arn}}
+    missing = ca_arn[:-12] + "000000000000"
+    status, code, message = error_of(ra.create_trust_anchor, name="no such ca",
+                                     source={"sourceType": "AWS_ACM_PCA", "sourceData": {"acmPcaArn": missing}})
+    assert (status, code) == (400, "ValidationException") and missing in message
+    ra.delete_trust_anchor(trustAnchorId=anchor["trustAnchorId"])
+
+
 def test_every_model_operation_was_exercised():
     """Runs last in this module: boto3 has called every operation botocore's model defines."""
     model = botocore.session.get_session().get_service_model("rolesanywhere")
