@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 from aws_gate import operations
-from aws_gate.iam_source import IamPolicySource, PolicySourceError
+from aws_gate.iam_source import IamPolicySource, PolicySourceError, RolePolicies
 from aws_gate.policy import NamedPolicy, PolicyError, Request, evaluate
 
 log = logging.getLogger("aws_gate")
@@ -158,11 +158,12 @@ class GateHandler(BaseHTTPRequestHandler):
         service = signature.service if signature else ""
         body: bytes | None = None
         params = query
-        if service and service != "s3":
-            body = self._read_body()
-            params = _query_params(query, body, self.headers.get("Content-Type", ""))
-        learn = service == "sts" and (params.get("Action") or [""])[0] in MINTING_ACTIONS
+        learn = False
         try:
+            if service and service != "s3":
+                body = self._read_body()
+                params = _query_params(query, body, self.headers.get("Content-Type", ""))
+            learn = service == "sts" and (params.get("Action") or [""])[0] in MINTING_ACTIONS
             session = self._session_for(signature)
             if session is not None:
                 self._authorise(session, signature, split.path, query, params)
@@ -212,7 +213,7 @@ class GateHandler(BaseHTTPRequestHandler):
                 checks = operations.s3_checks(self.command, path, query, self.headers, signature.region,
                                               signature.auth_type)
             elif signature.service == "sts":
-                checks = operations.sts_checks(params, signature.region)
+                checks = operations.sts_checks(params)
             else:
                 raise operations.UnmappedOperation(f"service {signature.service!r} is not mapped")
         except operations.UnmappedOperation as exc:
@@ -242,7 +243,7 @@ class GateHandler(BaseHTTPRequestHandler):
         except (PolicySourceError, PolicyError) as exc:
             raise Denied("AccessDenied", f"aws_gate cannot evaluate the session's policies: {exc}") from None
 
-    def _global_context(self, session: Session, signature: Signature, role) -> dict[str, str]:
+    def _global_context(self, session: Session, signature: Signature, role: RolePolicies) -> dict[str, str]:
         now = datetime.datetime.now(datetime.timezone.utc)
         context = {
             "aws:SourceIp": self.client_address[0],
@@ -267,12 +268,17 @@ class GateHandler(BaseHTTPRequestHandler):
     # --- bodies, forwarding, answers -----------------------------------------------------------
 
     def _read_body(self) -> bytes:
+        """The whole body of a query-protocol request (its parameters may be in it)."""
         if self.headers.get("Expect", "").lower() == "100-continue":
             self._send_continue()
-        data = b"".join(self._body_chunks())
-        if len(data) > _MAX_BUFFERED_BODY:
-            raise ValueError("request body too large for a query-protocol request")
-        return data
+        data = bytearray()
+        for chunk in self._body_chunks():
+            data += chunk
+            if len(data) > _MAX_BUFFERED_BODY:
+                self.close_connection = True
+                raise Denied("RequestEntityTooLarge",
+                             f"aws_gate reads query-protocol bodies up to {_MAX_BUFFERED_BODY} bytes", 413)
+        return bytes(data)
 
     def _send_continue(self) -> None:
         self.send_response_only(100)

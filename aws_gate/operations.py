@@ -170,7 +170,7 @@ def _copy_source_checks(headers: Mapping[str, str], partition: str, context: Map
 
 # --- STS (query protocol) ------------------------------------------------------------------------
 
-def sts_checks(params: Mapping[str, list[str]], region: str) -> list[Check]:
+def sts_checks(params: Mapping[str, list[str]]) -> list[Check]:
     """Checks for an STS request; an empty list means AWS authorises nothing (GetCallerIdentity)."""
     action = _first(params.get("Action"))
     if action == "GetCallerIdentity":

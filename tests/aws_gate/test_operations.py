@@ -58,15 +58,15 @@ def test_unmapped_s3_requests_raise(method, path, query):
 def test_sts_assume_role_needs_tag_session_and_source_identity_when_used():
     params = {"Action": ["AssumeRole"], "RoleArn": ["arn:aws:iam::1:role/r"], "Tags.member.1.Key": ["team"],
               "Tags.member.1.Value": ["ops"], "SourceIdentity": ["host1"]}
-    actions = [c.action for c in sts_checks(params, "us-east-1")]
+    actions = [c.action for c in sts_checks(params)]
     assert actions == ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
     assert session_tags(params) == {"team": "ops"}
 
 
 def test_sts_get_caller_identity_needs_no_permission_and_others_are_unmapped():
-    assert sts_checks({"Action": ["GetCallerIdentity"]}, "us-east-1") == []
+    assert sts_checks({"Action": ["GetCallerIdentity"]}) == []
     with pytest.raises(UnmappedOperation):
-        sts_checks({"Action": ["GetSessionToken"]}, "us-east-1")
+        sts_checks({"Action": ["GetSessionToken"]})
 
 
 def test_policy_arns_are_read_in_order():
