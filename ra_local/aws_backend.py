@@ -7,8 +7,6 @@ mints through STS AssumeRoleWithWebIdentity, signed with the endpoint's own IAM 
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY environment). moto skips its trust check for that call but creates
 the same kind of assumed-role session, whose permissions it enforces like any other.
 """
-import threading
-
 import boto3
 from botocore.auth import SigV4Auth
 from botocore.config import Config
@@ -30,7 +28,6 @@ class AwsBackend:
         self.sts = session.client("sts", endpoint_url=endpoint, config=config)
         self.pca = session.client("acm-pca", endpoint_url=endpoint, config=config)
         self.sts.meta.events.register("request-created.sts.AssumeRoleWithWebIdentity", self._sign)
-        self._lock = threading.Lock()
 
     def _sign(self, request, **_):
         # The operation is unsigned in AWS; an enforcing moto requires a signature on every call.

@@ -1,7 +1,6 @@
 """Control-plane operations: trust anchors, profiles, CRLs, subjects, tags, notification settings."""
 import base64
 import json
-import re
 import uuid
 from datetime import datetime, timezone
 
@@ -19,7 +18,6 @@ DEFAULT_ATTRIBUTE_MAPPINGS = (
 )
 NOTIFICATION_EVENTS = ("CA_CERTIFICATE_EXPIRY", "END_ENTITY_CERTIFICATE_EXPIRY")
 DEFAULT_NOTIFICATION_THRESHOLD = 45
-UUID_RE = re.compile(r"[a-f0-9]{8}-([a-z0-9]{4}-){3}[a-z0-9]{12}")
 
 # kind key in the store → ARN resource type
 ARN_TYPES = {"trustAnchors": "trust-anchor", "profiles": "profile", "crls": "crl", "subjects": "subject"}

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
 from pathlib import Path
@@ -145,7 +145,6 @@ class RaEndpoint:
     ca_file: str = None
     region: str = REGION
     account: str = ACCOUNT
-    extra: dict = field(default_factory=dict)
 
     @property
     def url(self):
