@@ -425,6 +425,7 @@ def init_token(module_path, token_label, so_pin, user_pin, env=None):
 
 def set_user_pin(module_path, token_label, so_pin, user_pin, env=None):
     """Log in as security officer once and (re)set the user PIN."""
+    _check_str("so_pin", so_pin)
     _check_new_pin("user_pin", user_pin)
     lib = load_library(module_path, env)
     token = find_token(lib, token_label, module_path)

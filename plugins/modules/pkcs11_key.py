@@ -174,13 +174,8 @@ def ensure(module, session):
     label = _pkcs11.check_key_label(params["label"])
     key_id = _pkcs11.parse_key_id(params["id"])
     token_label = params["token_label"]
-    existing = _pkcs11.find_keypair(session, label)
-    if existing is not None and key_id is not None and existing.key_id != key_id:
-        raise _pkcs11.TokenError("a key labelled %r already exists with id %s, not %s: choose another label or id, "
-                                 "or remove the old key with state=absent"
-                                 % (label, existing.key_id.hex() or "(empty)", key_id.hex()))
-
     if params["state"] == "absent":
+        existing = _pkcs11.find_keypair(session, label, key_id)
         if existing is None:
             return dict(changed=False, label=label)
         before = _summary(_describe(existing, token_label))
@@ -188,17 +183,24 @@ def ensure(module, session):
             _pkcs11.destroy_keypair(existing)
         return dict(changed=True, label=label, diff=dict(before=before, after={}))
 
+    existing = _pkcs11.find_keypair(session, label)
+    if existing is not None and key_id is not None and existing.key_id != key_id:
+        raise _pkcs11.TokenError("a key labelled %r already exists with id %s, not %s: choose another label or id, "
+                                 "or remove the old key with state=absent"
+                                 % (label, existing.key_id.hex() or "(empty)", key_id.hex()))
+
     key_type, curve, size = _pkcs11.check_key_request(params["key_type"], params["curve"], params["size"])
     before = {}
     if existing is not None:
         described = _describe(existing, token_label)
-        if _pkcs11.keypair_matches(existing, key_type, curve, size):
-            problems = _pkcs11.protection_problems(described["attributes"])
-            if problems:
-                raise _pkcs11.TokenError("the existing key %r is not protected (%s): its private key may have left "
-                                         "the token; replace it with force=true" % (label, ", ".join(problems)))
+        matches = _pkcs11.keypair_matches(existing, key_type, curve, size)
+        problems = _pkcs11.protection_problems(described["attributes"])
+        if matches and not problems:
             return dict(changed=False, **described)
         if not params["force"]:
+            if matches:
+                raise _pkcs11.TokenError("the existing key %r is not protected (%s): its private key may have left "
+                                         "the token; replace it with force=true" % (label, ", ".join(problems)))
             raise _pkcs11.TokenError(
                 "a key labelled %r already exists as %s, but %s was requested: choose another label, or set "
                 "force=true to destroy the old key and generate a new one"

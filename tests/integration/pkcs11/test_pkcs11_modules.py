@@ -23,7 +23,7 @@ def _labels(token):
 
 
 def _key_args(token, **extra):
-    return token.module_args(label="ra-client", id="01", **extra)
+    return token.module_args(**{"label": "ra-client", "id": "01", **extra})
 
 
 # ---------------------------------------------------------------- pkcs11_token
@@ -269,3 +269,32 @@ def test_csr_bad_input_fails_clearly_and_writes_nothing(softhsm_token, tmp_path,
     assert result.failed and not result.changed and result["rc"] == 1
     assert message in result["msg"]
     assert not path.exists()
+
+
+def test_key_with_other_id_is_refused_and_absent_matches_id(softhsm_token):
+    assert run_module("pkcs11_key", _key_args(softhsm_token)).changed
+    other_id = run_module("pkcs11_key", _key_args(softhsm_token, id="02"))
+    assert other_id.failed and "already exists with id 01, not 02" in other_id["msg"]
+    assert not run_module("pkcs11_key", _key_args(softhsm_token, id="02", state="absent")).changed
+    assert _labels(softhsm_token) == ["ra-client"]
+
+
+def test_unprotected_existing_key_is_refused_unless_force(softhsm_token):
+    import pkcs11
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    # An extractable, non-sensitive key made behind the module's back (python-pkcs11 directly).
+    lib = pkcs11.lib(softhsm_token.module_path)
+    os.environ.update(softhsm_token.env)
+    lib.reinitialize()
+    with lib.get_token(token_label=softhsm_token.token_label).open(rw=True, user_pin=softhsm_token.pin) as session:
+        params = session.create_domain_parameters(
+            pkcs11.KeyType.EC, {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
+        params.generate_keypair(id=b"\x01", label="ra-client", store=True,
+                                private_template={pkcs11.Attribute.SENSITIVE: False,
+                                                  pkcs11.Attribute.EXTRACTABLE: True})
+    refused = run_module("pkcs11_key", _key_args(softhsm_token))
+    assert refused.failed and "is not protected (" in refused["msg"] and "EXTRACTABLE=True" in refused["msg"]
+    replaced = run_module("pkcs11_key", _key_args(softhsm_token, force=True))
+    assert replaced.changed and replaced["attributes"]["extractable"] is False, replaced.get("msg")
+    assert "never extractable" in private_key_objects(softhsm_token)["ra-client"]
