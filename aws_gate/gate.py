@@ -155,7 +155,7 @@ class GateHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = parse_qs(split.query, keep_blank_values=True)
         signature = parse_signature(self.headers, query)
-        service = signature.service if signature else ""
+        service = self._service = signature.service if signature else ""
         body: bytes | None = None
         params = query
         learn = False
@@ -307,7 +307,15 @@ class GateHandler(BaseHTTPRequestHandler):
     def _forward(self, body: bytes | None, learn_from: tuple[dict[str, list[str]], dict] | None) -> None:
         connection = http.client.HTTPConnection(self.server.upstream_host, self.server.upstream_port, timeout=300)
         try:
-            connection.connect()
+            try:
+                connection.connect()
+            except OSError as exc:
+                upstream = f"{self.server.upstream_host}:{self.server.upstream_port}"
+                log.error("cannot reach the upstream %s: %s", upstream, exc)
+                self._answer_error(self._service, Denied("ServiceUnavailable", (
+                    f"aws_gate cannot reach its upstream {upstream} ({exc}); is the moto server running?"), 503),
+                    body_read=body is not None)
+                return
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
             connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)

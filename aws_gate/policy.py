@@ -245,6 +245,8 @@ def _resource_matches(pattern: str, request: Request, variables: bool) -> bool:
 
 def _arn_matches(pattern: str, value: str, request: Request, variables: bool) -> bool:
     """ArnLike/ArnEquals: each of the six colon-separated ARN parts is matched on its own."""
+    if pattern == "*":
+        return True
     pattern_parts = pattern.split(":", 5)
     value_parts = value.split(":", 5)
     if len(pattern_parts) != 6 or len(value_parts) != 6:

@@ -7,6 +7,7 @@ the real aws CLI, boto3 and raw SigV4 requests sent from a second loopback addre
 import hashlib
 import json
 import os
+import socket
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from urllib.parse import urlencode
@@ -14,6 +15,7 @@ from urllib.parse import urlencode
 import pytest
 from botocore.exceptions import ClientError
 
+from aws_gate.process import running_gate
 from tests.aws_gate.clients import aws_cli, client, signed_request
 
 ROLE_NAME = "gate-fleet-s3"
@@ -235,3 +237,13 @@ def test_a_malformed_session_context_header_is_refused(gate, moto_server, role_a
     status, body = mint_with_web_identity(gate, moto_server, role_arn, SEED_SESSION_POLICY, "{not json")
     assert status == 400
     assert "<Code>InvalidParameterValue</Code>" in body and "X-Aws-Gate-Session-Context must be JSON" in body
+
+
+def test_an_unreachable_upstream_is_named_in_the_answer(moto_server, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with running_gate(dead, tmp_path / "gate.log") as lonely_gate:
+        status, body = signed_request(lonely_gate.url, admin_keys(moto_server), "s3", "GET", "/")
+    assert status == 503 and "<Code>ServiceUnavailable</Code>" in body
+    assert f"cannot reach its upstream {dead[7:]}" in body
