@@ -1,76 +1,48 @@
-"""Fixtures for the AWS-side tests: a moto server (IAM, STS, ACM PCA) on loopback."""
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
+"""Fixtures for the AWS-side tests: moto (IAM, STS, ACM PCA) and ra_local from tests/support/aws.py, as admin."""
 import pytest
 
 from tests.support.ansible import run_module  # noqa: F401
+from tests.support.aws import moto_server, ra_endpoint  # noqa: F401
 from tests.support.ca import file_ca, make_file_ca  # noqa: F401
 
-REPO = Path(__file__).resolve().parents[3]
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="session")
+def moto_url(moto_server):
+    return moto_server.endpoint
 
 
 @pytest.fixture(scope="session")
-def moto_url():
-    port = _free_port()
-    env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
-    proc = subprocess.Popen(
-        [str(REPO / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def ra_url(ra_endpoint):
+    return ra_endpoint.url
 
 
 @pytest.fixture(scope="session")
-def aws_env():
-    """Credentials and region for the stand-ins, also set for boto3 clients in the test process."""
-    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="session")
-def iam_conn(moto_url, aws_env):
-    """Module connection options for IAM/STS/ACM PCA on moto."""
+def iam_conn(moto_server):
+    """Module connection options for IAM/STS/ACM PCA on moto, with the admin user's keys."""
+    url = moto_server.endpoint
     return dict(
-        region="us-east-1",
-        endpoint_url=moto_url,
-        endpoint_urls={"iam": moto_url, "sts": moto_url, "acm-pca": moto_url},
-        access_key=aws_env["AWS_ACCESS_KEY_ID"],
-        secret_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+        region=moto_server.region,
+        endpoint_url=url,
+        endpoint_urls={"iam": url, "sts": url, "acm-pca": url},
+        access_key=moto_server.admin.access_key_id,
+        secret_key=moto_server.admin.secret_access_key,
     )
 
 
 @pytest.fixture(scope="session")
-def boto(moto_url, aws_env):
-    import boto3
+def ra_conn(ra_endpoint, iam_conn):
+    """Module connection options: Roles Anywhere at ra_local, IAM/STS/ACM PCA at moto."""
+    return dict(iam_conn, endpoint_url=ra_endpoint.url)
 
-    def client(service, endpoint_url=moto_url):
-        return boto3.client(
-            service,
-            endpoint_url=endpoint_url,
-            region_name=aws_env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
-        )
+
+@pytest.fixture(scope="session")
+def boto(moto_server, ra_endpoint):
+    """Admin boto3 clients: ``boto("iam")`` on moto, ``boto("rolesanywhere")`` on ra_local."""
+
+    def client(service, endpoint_url=None):
+        if service == "rolesanywhere":
+            return ra_endpoint.client()
+        return moto_server.client(service)
 
     return client
 
@@ -98,26 +70,3 @@ def private_ca(boto):
     ca_pem = pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=root_arn)["Certificate"]
     pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=ca_pem.encode())
     return arn, ca_pem
-
-
-@pytest.fixture(scope="session")
-def ra_url(moto_url, aws_env):
-    """ra_local on loopback, backed by the moto server."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ra_local", "--host", "127.0.0.1", "--port", str(port), "--aws-endpoint", moto_url],
-        cwd=REPO, env=dict(os.environ, **aws_env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert "listening" in line, line
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture(scope="session")
-def ra_conn(ra_url, iam_conn):
-    """Module connection options: Roles Anywhere at ra_local, IAM/STS/ACM PCA at moto."""
-    return dict(iam_conn, endpoint_url=ra_url)

@@ -1,5 +1,4 @@
 """acmpca_certificate against moto's ACM PCA: check mode -> issue -> idempotence -> renew (diff) -> revoke."""
-import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization

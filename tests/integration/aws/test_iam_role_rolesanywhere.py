@@ -1,5 +1,4 @@
 """iam_role_rolesanywhere against moto IAM: check mode -> apply -> idempotence -> update (diff) -> delete."""
-import json
 
 import pytest
 

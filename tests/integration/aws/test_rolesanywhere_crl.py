@@ -23,22 +23,22 @@ def anchor_arn(ra_conn, file_ca):
     run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="crl-test-anchor", state="absent"))
 
 
-def crls_named(boto, ra_url, name):
-    return [c for c in boto("rolesanywhere", ra_url).list_crls()["crls"] if c["name"] == name]
+def crls_named(boto, name):
+    return [c for c in boto("rolesanywhere").list_crls()["crls"] if c["name"] == name]
 
 
-def test_crl_lifecycle(ra_conn, ra_url, boto, file_ca, anchor_arn, tmp_path):
+def test_crl_lifecycle(ra_conn, boto, file_ca, anchor_arn, tmp_path):
     first = crl_of(file_ca)
     args = dict(ra_conn, name="fleet-crl", trust_anchor_arn=anchor_arn, crl=first.public_bytes(serialization.Encoding.PEM).decode())
 
     checked = run_module("rolesanywhere_crl", args, check_mode=True, diff=True)
     assert checked.changed and not checked.failed, checked
     assert checked["crl"]["revoked_serials"] == [] and checked["crl"]["crl_number"] == 1
-    assert crls_named(boto, ra_url, "fleet-crl") == []
+    assert crls_named(boto, "fleet-crl") == []
 
     applied = run_module("rolesanywhere_crl", args, diff=True)
     assert applied.changed and not applied.failed, applied
-    [record] = crls_named(boto, ra_url, "fleet-crl")
+    [record] = crls_named(boto, "fleet-crl")
     assert record["enabled"] and record["trustAnchorArn"] == anchor_arn
 
     assert not run_module("rolesanywhere_crl", args).changed
@@ -56,17 +56,17 @@ def test_crl_lifecycle(ra_conn, ra_url, boto, file_ca, anchor_arn, tmp_path):
     assert not run_module("rolesanywhere_crl", update).changed
 
     disabled = run_module("rolesanywhere_crl", dict(update, enabled=False), diff=True)
-    assert disabled.changed and not crls_named(boto, ra_url, "fleet-crl")[0]["enabled"]
+    assert disabled.changed and not crls_named(boto, "fleet-crl")[0]["enabled"]
 
     absent = dict(ra_conn, name="fleet-crl", state="absent")
     assert run_module("rolesanywhere_crl", absent, check_mode=True).changed
-    assert len(crls_named(boto, ra_url, "fleet-crl")) == 1
+    assert len(crls_named(boto, "fleet-crl")) == 1
     assert run_module("rolesanywhere_crl", absent).changed
-    assert crls_named(boto, ra_url, "fleet-crl") == []
+    assert crls_named(boto, "fleet-crl") == []
     assert not run_module("rolesanywhere_crl", absent).changed
 
 
-def test_crl_of_another_ca_is_refused(ra_conn, ra_url, boto, anchor_arn, tmp_path):
+def test_crl_of_another_ca_is_refused(ra_conn, boto, anchor_arn, tmp_path):
     stranger = make_file_ca(tmp_path / "stranger", subject={"CN": "Test Roles Anywhere CA", "O": "rolesanywhere.fleet tests"})
     crl = crl_of(stranger).public_bytes(serialization.Encoding.PEM).decode()
     for check_mode in (True, False):
@@ -75,4 +75,4 @@ def test_crl_of_another_ca_is_refused(ra_conn, ra_url, boto, anchor_arn, tmp_pat
         assert result.failed and "is not signed by the CA of trust anchor crl-test-anchor" in result["msg"], result
     result = run_module("rolesanywhere_crl", dict(ra_conn, name="foreign-crl", trust_anchor_arn=anchor_arn, crl="junk"))
     assert result.failed and "neither a PEM nor a DER" in result["msg"], result
-    assert crls_named(boto, ra_url, "foreign-crl") == []
+    assert crls_named(boto, "foreign-crl") == []

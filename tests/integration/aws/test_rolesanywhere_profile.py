@@ -19,21 +19,21 @@ def role_arn(boto):
     return boto("iam").create_role(RoleName="profile-test-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
-def profiles_named(boto, ra_url, name):
-    return [p for p in boto("rolesanywhere", ra_url).list_profiles()["profiles"] if p["name"] == name]
+def profiles_named(boto, name):
+    return [p for p in boto("rolesanywhere").list_profiles()["profiles"] if p["name"] == name]
 
 
-def test_profile_lifecycle(ra_conn, ra_url, boto, role_arn):
+def test_profile_lifecycle(ra_conn, boto, role_arn):
     args = dict(ra_conn, name="fleet-profile", role_arns=[role_arn], managed_policy_arns=[S3_READ],
                 session_policy=json.dumps(DENY_OTHER_BUCKETS), duration_seconds=3600, tags={"env": "test"})
 
     checked = run_module("rolesanywhere_profile", args, check_mode=True, diff=True)
     assert checked.changed and not checked.failed, checked
-    assert profiles_named(boto, ra_url, "fleet-profile") == []
+    assert profiles_named(boto, "fleet-profile") == []
 
     applied = run_module("rolesanywhere_profile", args, diff=True)
     assert applied.changed and not applied.failed, applied
-    [profile] = profiles_named(boto, ra_url, "fleet-profile")
+    [profile] = profiles_named(boto, "fleet-profile")
     assert profile["enabled"] and profile["roleArns"] == [role_arn] and profile["managedPolicyArns"] == [S3_READ]
     assert json.loads(profile["sessionPolicy"]) == DENY_OTHER_BUCKETS
     assert profile["requireInstanceProperties"] is False and profile["durationSeconds"] == 3600
@@ -55,7 +55,7 @@ def test_profile_lifecycle(ra_conn, ra_url, boto, role_arn):
     assert (before["duration_seconds"], after["duration_seconds"]) == (3600, 7200)
     assert (before["managed_policy_arns"], after["managed_policy_arns"]) == ([S3_READ], [])
     assert "NotIpAddress" in json.dumps(after["session_policy"]) and "NotIpAddress" not in json.dumps(before["session_policy"])
-    [profile] = profiles_named(boto, ra_url, "fleet-profile")
+    [profile] = profiles_named(boto, "fleet-profile")
     assert profile["durationSeconds"] == 7200 and not profile["enabled"] and profile["acceptRoleSessionName"]
     assert not run_module("rolesanywhere_profile", update).changed
 
@@ -64,9 +64,9 @@ def test_profile_lifecycle(ra_conn, ra_url, boto, role_arn):
 
     absent = dict(ra_conn, name="fleet-profile", state="absent")
     assert run_module("rolesanywhere_profile", absent, check_mode=True).changed
-    assert len(profiles_named(boto, ra_url, "fleet-profile")) == 1
+    assert len(profiles_named(boto, "fleet-profile")) == 1
     assert run_module("rolesanywhere_profile", absent).changed
-    assert profiles_named(boto, ra_url, "fleet-profile") == []
+    assert profiles_named(boto, "fleet-profile") == []
     assert not run_module("rolesanywhere_profile", absent).changed
 
 
@@ -84,10 +84,10 @@ def test_profile_lifecycle(ra_conn, ra_url, boto, role_arn):
         ({"duration_seconds": 43201}, "out of range"),
     ],
 )
-def test_bad_input_changes_nothing(ra_conn, ra_url, boto, role_arn, extra, expected):
+def test_bad_input_changes_nothing(ra_conn, boto, role_arn, extra, expected):
     args = dict(ra_conn, name="fleet-bad-profile", role_arns=[role_arn])
     args.update(extra)
     for check_mode in (True, False):
         result = run_module("rolesanywhere_profile", args, check_mode=check_mode)
         assert result.failed and expected in result["msg"], result
-    assert profiles_named(boto, ra_url, "fleet-bad-profile") == []
+    assert profiles_named(boto, "fleet-bad-profile") == []
