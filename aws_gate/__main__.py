@@ -17,7 +17,10 @@ from aws_gate.gate import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aws_gate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m aws_gate",
+        description="An HTTP layer in front of moto server that authorises Roles Anywhere session credentials as "
+                    "AWS does (identity policies ∩ session policies, Resource/NotResource, conditions).")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind: 127.0.0.1, or the test bridge address (never 0.0.0.0)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")

@@ -123,10 +123,10 @@ class GateServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], upstream: str, policy_source: IamPolicySource):
-        super().__init__(address, GateHandler)
         parsed = urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"--upstream must be http://HOST:PORT of the moto server, not {upstream!r}")
+        super().__init__(address, GateHandler)
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port or 80
         self.policy_source = policy_source
