@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from urllib.parse import urlencode
@@ -16,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aws_gate.process import running_gate
-from tests.aws_gate.clients import aws_cli, client, signed_request
+from tests.aws_gate.clients import REPO, aws_cli, client, signed_request
 
 ROLE_NAME = "gate-fleet-s3"
 ALLOWED, OTHER = "gate-allowed", "gate-other"
@@ -247,3 +249,13 @@ def test_an_unreachable_upstream_is_named_in_the_answer(moto_server, tmp_path):
         status, body = signed_request(lonely_gate.url, admin_keys(moto_server), "s3", "GET", "/")
     assert status == 503 and "<Code>ServiceUnavailable</Code>" in body
     assert f"cannot reach its upstream {dead[7:]}" in body
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--host", "0.0.0.0", "--upstream", "http://127.0.0.1:1"], "--host must be a specific address"),
+    (["--upstream", "https://127.0.0.1:1"], "--upstream must be http://HOST:PORT"),
+])
+def test_bad_command_lines_are_refused_with_the_fix(args, problem):
+    result = subprocess.run([sys.executable, "-m", "aws_gate", *args], capture_output=True, text=True, timeout=30,
+                            cwd=REPO)
+    assert result.returncode == 2 and problem in result.stderr
