@@ -241,6 +241,13 @@ def _process_alive(pid, start_time):
     return process_identity(pid) == [pid, start_time]
 
 
+def process_running(pid):
+    """True if ``pid`` exists and is not a zombie waiting for its parent."""
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
 def _kill(pid, sig):
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
@@ -821,7 +828,7 @@ def down():
     reply = request("shutdown", start=False, timeout=120)
     if reply:
         report |= reply
-    if pid and _wait_until(lambda: not Path(f"/proc/{pid}").exists(), 10.0) is False:
+    if reply and pid and not _wait_until(lambda: not process_running(pid), 10.0):
         raise FleetError(f"fleet supervisor {pid} did not exit; see {RUN / 'supervisor.log'}")
     for ns in our_netns_list():  # leftovers of a crashed supervisor, found by our names
         for pid in _netns_pids(ns):
@@ -850,7 +857,7 @@ def leftovers():
         "netns": our_netns_list(),
         "links": sorted(l for l in os.listdir("/sys/class/net") if l == BRIDGE or (l.endswith("h") and NETNS_RE.match(l[:-1]))),
         "guard": _run("nft", "list", "table", "inet", GUARD_TABLE, check=False).returncode == 0,
-        "supervisor": supervisor_pid() if supervisor_pid() and Path(f"/proc/{supervisor_pid()}").exists() else None,
+        "supervisor": supervisor_pid() if supervisor_pid() and process_running(supervisor_pid()) else None,
     }
 
 

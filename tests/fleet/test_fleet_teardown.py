@@ -1,5 +1,6 @@
 """Runs after test_fleet.py: once the last host is gone, nothing of the fleet may remain."""
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -30,5 +31,37 @@ def test_teardown_leaves_nothing_behind():
     while netns_fleet.leftovers() != {"netns": [], "links": [], "guard": False, "supervisor": None}:
         assert time.monotonic() < deadline, netns_fleet.leftovers()
         time.sleep(0.2)
-    assert supervisor is None or not Path(f"/proc/{supervisor}").exists()
+    assert supervisor is None or not netns_fleet.process_running(supervisor)
+    assert netns_fleet.read_forwarding() == forwarding
+
+
+def _only_user_of_the_fleet():
+    state = netns_fleet.status()
+    if state is not None and state["hosts"]:
+        pytest.skip(f"other sessions use the fleet ({len(state['hosts'])} hosts): this test would stop them")
+
+
+def test_supervisor_tears_down_on_sigterm():
+    _only_user_of_the_fleet()
+    hosts = netns_fleet.up(count=2, fresh=True, owner_pid=os.getpid())
+    supervisor = netns_fleet.supervisor_pid()
+    os.kill(supervisor, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while netns_fleet.process_running(supervisor) or any(netns_fleet.process_running(h.pid) for h in hosts):
+        assert time.monotonic() < deadline, "supervisor or hosts still running 15 s after SIGTERM"
+        time.sleep(0.1)
+    assert netns_fleet.leftovers() == {"netns": [], "links": [], "guard": False, "supervisor": None}
+
+
+def test_down_cleans_up_after_a_crashed_supervisor():
+    _only_user_of_the_fleet()
+    forwarding = netns_fleet.read_forwarding()
+    hosts = netns_fleet.up(count=2, fresh=True, owner_pid=os.getpid())
+    os.kill(netns_fleet.supervisor_pid(), signal.SIGKILL)  # no teardown at all: hosts, bridge, guard stay
+    time.sleep(0.2)
+    assert netns_fleet.leftovers()["netns"] == sorted(h.netns for h in hosts)
+    report = netns_fleet.down()
+    assert {f"netns {h.netns}" for h in hosts} | {"bridge flbr0", "nft table inet ra_fleet_guard"} <= set(report["removed"])
+    assert netns_fleet.leftovers() == {"netns": [], "links": [], "guard": False, "supervisor": None}
+    assert not any(netns_fleet.process_running(h.pid) for h in hosts)
     assert netns_fleet.read_forwarding() == forwarding
