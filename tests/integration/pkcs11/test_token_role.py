@@ -84,3 +84,10 @@ def test_token_role_tpm2_on_swtpm(swtpm, tmp_path):
     created = run_module("pkcs11_key", dict(module_path=TPM2_MODULE, token_label="ra-role-tpm",
                                             pin_file=str(pin_file), token_env=env, label="role-key"))
     assert created.changed and created["attributes"]["extractable"] is False, created.get("msg")
+
+
+def test_token_role_requires_user_pin(tmp_path):
+    proc = run_playbook(PLAYBOOK, extra_vars=dict(token_install_packages=False,
+                                                  token_pin_file=str(tmp_path / "pin")), check=False)
+    assert proc.returncode != 0 and "token_user_pin" in proc.stdout
+    assert not (tmp_path / "pin").exists()
