@@ -6,7 +6,14 @@ even makes it fail with HTTP 500), so ra_local evaluates the trust policy itself
 mints through STS AssumeRoleWithWebIdentity, signed with the endpoint's own IAM credentials (standard
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY environment). moto skips its trust check for that call but creates
 the same kind of assumed-role session, whose permissions it enforces like any other.
+
+AssumeRoleWithWebIdentity cannot carry session tags; they and the source identity travel in the unsigned
+``X-Aws-Gate-Session-Context`` header, which aws_gate (an enforcing layer that may sit in front of moto, see
+docs/aws-gate.md) reads and moto ignores.
 """
+import json
+import threading
+
 import boto3
 from botocore.auth import SigV4Auth
 from botocore.config import Config
@@ -15,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ra_local.errors import AccessDeniedError, UnavailableError, ValidationError
 
 WEB_IDENTITY_TOKEN = "ra-local-rolesanywhere-service"  # moto does not inspect it; AWS never sees it
+SESSION_CONTEXT_HEADER = "X-Aws-Gate-Session-Context"
 
 
 class AwsBackend:
@@ -28,11 +36,13 @@ class AwsBackend:
         self.sts = session.client("sts", endpoint_url=endpoint, config=config)
         self.pca = session.client("acm-pca", endpoint_url=endpoint, config=config)
         self.sts.meta.events.register("request-created.sts.AssumeRoleWithWebIdentity", self._sign)
+        self._minting = threading.local()  # the session context of the call this thread is making
 
     def _sign(self, request, **_):
         # The operation is unsigned in AWS; an enforcing moto requires a signature on every call.
         if self._credentials is not None:
             SigV4Auth(self._credentials.get_frozen_credentials(), "sts", self.region).add_auth(request)
+        request.headers[SESSION_CONTEXT_HEADER] = self._minting.context
 
     def get_role(self, role_arn):
         """The IAM role (RoleId, Arn, AssumeRolePolicyDocument, MaxSessionDuration) or None if absent."""
@@ -56,7 +66,8 @@ class AwsBackend:
         except BotoCoreError as exc:
             raise UnavailableError(f"ACM PCA at {self.endpoint} is unreachable: {exc}") from None
 
-    def mint(self, role_arn, session_name, duration, session_policy=None, policy_arns=()):
+    def mint(self, role_arn, session_name, duration, session_policy=None, policy_arns=(), session_tags=None,
+             source_identity=None):
         params = {
             "RoleArn": role_arn,
             "RoleSessionName": session_name,
@@ -67,6 +78,10 @@ class AwsBackend:
             params["Policy"] = session_policy
         if policy_arns:
             params["PolicyArns"] = [{"arn": arn} for arn in policy_arns]
+        context = {"tags": session_tags or {}}
+        if source_identity:
+            context["sourceIdentity"] = source_identity
+        self._minting.context = json.dumps(context, separators=(",", ":"))
         try:
             return self.sts.assume_role_with_web_identity(**params)
         except ClientError as exc:

@@ -129,7 +129,8 @@ class CreateSession:
             raise AccessDeniedError(f"Role {role_arn} cannot be assumed: {refusal}")
 
         minted = self.aws.mint(
-            role_arn, session_name, duration, profile.get("sessionPolicy"), profile.get("managedPolicyArns") or ()
+            role_arn, session_name, duration, profile.get("sessionPolicy"), profile.get("managedPolicyArns") or (),
+            session_tags=tags, source_identity=certs.common_name(leaf),
         )
         credentials = minted["Credentials"]
         return {

@@ -98,7 +98,8 @@ class MotoServer:
     def client(self, service, keys=None, **kwargs):
         """A boto3 client for this moto server, as the admin user unless ``keys`` (Keys or a dict) say otherwise."""
         credentials = (keys.as_kwargs() if isinstance(keys, Keys) else keys) or self.admin.as_kwargs()
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region, **credentials, **kwargs)
+        kwargs.setdefault("endpoint_url", self.endpoint)
+        return boto3.client(service, region_name=self.region, **credentials, **kwargs)
 
     def stop(self):
         stop_process(self.proc)
