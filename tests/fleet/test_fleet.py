@@ -117,6 +117,7 @@ def test_stopped_host_keeps_its_state_and_others_keep_running(five):
 
 
 def test_ansible_play_across_the_fleet(five, tmp_path):
+    """ping-style play with forks 10; pipelining leaves no module files on the hosts."""
     playbook = tmp_path / "ping.yml"
     playbook.write_text(textwrap.dedent("""\
         - hosts: fleet
@@ -137,6 +138,8 @@ def test_ansible_play_across_the_fleet(five, tmp_path):
     masters = subprocess.run(["ssh", "-F", str(five.ssh_config), "-O", "check", five.names[0]],
                              capture_output=True, text=True)
     assert masters.returncode == 0, masters.stderr  # Ansible left a ControlPersist master on the fleet's path
+    remote_tmp = _on_all(five, "test -e /root/.ansible/tmp && echo created || echo none")
+    assert {name: proc.stdout.strip() for name, proc in remote_tmp.items()} == {name: "none" for name in five.names}
 
 
 def test_systemd_host_boots_with_units(fleet):

@@ -8,7 +8,10 @@ import pytest
 
 from tests.fleet import netns_fleet
 
-pytestmark = pytest.mark.fleet
+pytestmark = [
+    pytest.mark.fleet,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root: network namespaces, a bridge, nftables"),
+]
 
 
 def test_teardown_leaves_nothing_behind():
