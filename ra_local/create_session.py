@@ -2,6 +2,7 @@
 import base64
 import json
 import logging
+import re
 from urllib.parse import parse_qs
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -12,6 +13,7 @@ from ra_local.errors import AccessDeniedError, NotFoundError, ServiceError, Vali
 MIN_DURATION = 900
 MAX_DURATION = 43200
 ARN_FIELDS = ("profileArn", "roleArn", "trustAnchorArn")
+ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 log = logging.getLogger("ra_local")
 
 
@@ -62,6 +64,16 @@ class CreateSession:
         duration = fields.get("durationSeconds")
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
             raise ValidationError(f"durationSeconds must be an integer; got {duration!r}")
+        name = fields.get("roleSessionName")
+        if name is not None and not (isinstance(name, str) and ROLE_SESSION_NAME.fullmatch(name)):
+            raise ValidationError(f"roleSessionName {name!r} must be 2-64 characters of letters, digits and +=,.@_-")
+        properties = fields.get("instanceProperties")
+        if properties is not None and not (
+            isinstance(properties, dict) and len(properties) <= 50
+            and all(isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 200 and 0 < len(v) <= 200
+                    for k, v in properties.items())
+        ):
+            raise ValidationError("instanceProperties must map at most 50 names to strings (each 1-200 characters)")
         return fields
 
     def _resources(self, request):

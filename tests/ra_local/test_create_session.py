@@ -83,6 +83,21 @@ def test_role_session_name_only_when_the_profile_accepts_it(ra_endpoint, ca):
     accepting = provision(ra_endpoint, ca.pem, acceptRoleSessionName=True)
     status, document = create_session(ra_endpoint, cert, key, accepting, role_session_name="custom")
     assert status == 201 and document["credentialSet"][0]["assumedRoleUser"]["arn"].endswith("/custom")
+    status, document = create_session(ra_endpoint, cert, key, accepting, role_session_name="no spaces allowed")
+    assert (status, document["errorType"]) == (400, "ValidationException") and "roleSessionName" in document["message"]
+
+
+def test_instance_properties_when_the_profile_requires_them(ra_endpoint, ca):
+    cert, key = ca.issue()
+    arns = provision(ra_endpoint, ca.pem, requireInstanceProperties=True)
+    status, document = create_session(ra_endpoint, cert, key, arns)
+    assert (status, document["errorType"]) == (403, "AccessDeniedException")
+    assert "requires instanceProperties" in document["message"]
+    properties = {"hostname": "host1", "rack": "r7"}
+    status, document = create_session(ra_endpoint, cert, key, arns, extra_body={"instanceProperties": properties})
+    assert status == 201
+    subject = ra_endpoint.client().get_subject(subjectId=document["subjectArn"].rsplit("/", 1)[1])["subject"]
+    assert subject["instanceProperties"][-1]["properties"] == properties
 
 
 NOW = datetime.now(timezone.utc)
