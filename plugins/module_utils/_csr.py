@@ -186,16 +186,16 @@ def _extension_values_of_request(request):
 
 
 def load_csr_file(path):
-    """The CSR at ``path``, or None when the file is missing or is not a CSR (it will be replaced)."""
+    """``(csr, problem)``: the CSR at ``path``, or None and why not (it will be replaced)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
-        return None
+        return None, "no CSR at %s" % path
     try:
-        return x509.load_pem_x509_csr(data)
+        return x509.load_pem_x509_csr(data), None
     except ValueError:
-        return None
+        return None, "%s is not a PEM CSR" % path
 
 
 def csr_pem(csr):

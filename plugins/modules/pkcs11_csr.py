@@ -149,8 +149,8 @@ def ensure(module, key):
                                  params["extended_key_usage"], params["digest"], params["rsa_padding"],
                                  public_key=key.public_key())
     path = params["path"]
-    existing = _csr.load_csr_file(path)
-    reasons = _csr.csr_differences(existing, key.public_key(), request) if existing else ["no CSR at %s" % path]
+    existing, problem = _csr.load_csr_file(path)
+    reasons = _csr.csr_differences(existing, key.public_key(), request) if existing else [problem]
     if params["force"]:
         reasons.append("force")
     if not reasons:

@@ -298,3 +298,14 @@ def test_unprotected_existing_key_is_refused_unless_force(softhsm_token):
     replaced = run_module("pkcs11_key", _key_args(softhsm_token, force=True))
     assert replaced.changed and replaced["attributes"]["extractable"] is False, replaced.get("msg")
     assert "never extractable" in private_key_objects(softhsm_token)["ra-client"]
+
+
+def test_csr_replaces_a_file_that_is_not_a_csr(softhsm_token, tmp_path):
+    run_module("pkcs11_key", _key_args(softhsm_token))
+    path = tmp_path / "garbage.csr"
+    path.write_text("not a CSR\n")
+    path.chmod(0o640)
+    result = run_module("pkcs11_csr", _csr_args(softhsm_token, path), diff=True)
+    assert result.changed and result["reasons"] == [f"{path} is not a PEM CSR"]
+    assert openssl_req_verify(path).returncode == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # an existing file keeps its mode
