@@ -483,6 +483,9 @@ def find_keypair(session, label, key_id=None):
     with TOKEN_LOCK:
         found_id = private[Attribute.ID]
         publics = _find_objects(session, ObjectClass.PUBLIC_KEY, label, found_id)
+        if not publics and found_id:
+            # Keys made by other tools may label only the private half; the shared CKA_ID still pairs them.
+            publics = list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: found_id}))
         key_type = _key_type_name(private)
     return KeyPair(private=private, public=publics[0] if len(publics) == 1 else None,
                    label=label, key_id=found_id, key_type=key_type)

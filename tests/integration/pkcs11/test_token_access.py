@@ -223,3 +223,12 @@ def test_init_token_on_fresh_softhsm(tmp_path):
 def _python():
     import sys
     return sys.executable
+
+
+def test_public_half_found_by_id_when_labels_differ(softhsm_token):
+    with _pkcs11.open_token_session(softhsm_token.spec(), rw=True) as session:
+        keypair = _pkcs11.generate_keypair(session, "paired", "ec", key_id=b"\x42")
+        keypair.public[pkcs11.Attribute.LABEL] = "another tool's label"
+        key = _pkcs11.token_private_key(session, "paired")
+        assert key.public_key() == _pkcs11.public_key_of(keypair)
+        assert _csr(key).is_signature_valid
