@@ -76,25 +76,25 @@ EXAMPLES = r"""
 RETURN = r"""
 crl:
   description: The CRL (PEM).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 revoked:
   description: Serials (hex) the CRL lists.
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: list
   elements: str
 newly_revoked:
   description: Serials of O(revoke) that were not revoked before.
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: list
   elements: str
 next_update:
   description: nextUpdate of the CRL (ISO 8601, UTC).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 crl_number:
   description: The CRL number.
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: int
 reasons:
   description: Why a new CRL was written; empty when unchanged.
@@ -142,6 +142,9 @@ def publish(module, p):
     serials = [_ca.parse_serial(text) for text in p["revoke"]]
     ca_cert = _ca.read_certificate(p["ca_cert_path"])
     if ca_cert is None:
+        if module.check_mode:  # an earlier task of this run (x509_ca) would create it
+            _ca.key_source_from_options(p["ca_key"])
+            return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
         raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
     database_path = p["database"] or _ca.default_database_path(p["ca_cert_path"])
     existing = _ca.read_crl(p["path"])

@@ -61,6 +61,8 @@ options:
     type: bool
     default: false
 notes:
+  - In check mode, when O(ca_cert_path) does not exist yet (an earlier task of the run would create it), the
+    module reports a change and returns only RV(reasons).
   - Check mode and diff are supported; in check mode nothing is written and the database is not touched.
 seealso:
   - module: rolesanywhere.fleet.x509_ca
@@ -86,27 +88,27 @@ EXAMPLES = r"""
 RETURN = r"""
 certificate:
   description: The certificate (PEM).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 serial:
   description: Serial number, lowercase hex (the default Roles Anywhere session name).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 serial_decimal:
   description: Serial number in decimal (the C(Credential=) value of a SigV4-X509 request).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 subject:
   description: Subject (RFC 4514).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 not_after:
   description: End of validity (ISO 8601, UTC).
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 database:
   description: Path of the CA database.
-  returned: success
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
 reasons:
   description: Why a new certificate was issued; empty when unchanged.
@@ -172,6 +174,9 @@ def issue(module, p):
     _ca.check_csr_or_fail(csr, p["require_subject"])
     ca_cert = _ca.read_certificate(p["ca_cert_path"])
     if ca_cert is None:
+        if module.check_mode:  # an earlier task of this run (x509_ca) would create it
+            _ca.key_source_from_options(p["ca_key"])
+            return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
         raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
     database_path = p["database"] or _ca.default_database_path(p["ca_cert_path"])
     source = _ca.key_source_from_options(p["ca_key"])

@@ -9,7 +9,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.integration.x509.builders import ec_key, make_csr, name, pem
 from tests.support.ansible import run_playbook
+from tests.support.ca import openssl_verify_client
 
 PLAYBOOK = """
 - name: Create the CA
@@ -26,6 +28,12 @@ PLAYBOOK = """
                      'serial': ca_certificate_serial} | to_json }}"
         mode: "0600"
       when: not ansible_check_mode
+    - name: Issue a client certificate with the published CA key option
+      rolesanywhere.fleet.x509_issue:
+        csr: "{{ client_csr }}"
+        path: "{{ client_cert_path }}"
+        ca_cert_path: "{{ ca_bundle_path }}"
+        ca_key: "{{ ca_signing_key }}"
 """
 
 pytestmark = pytest.mark.slow  # each test runs ansible-playbook two or three times
@@ -41,7 +49,12 @@ def run_role(tmp_path, extra_vars, check=False):
     playbook = tmp_path / "ca.yml"
     playbook.write_text(PLAYBOOK)
     args = ["--check", "--diff"] if check else ["--diff"]
-    return run_playbook(playbook, extra_vars=dict(extra_vars, facts_out=str(tmp_path / "facts.json")), args=args)
+    csr_path = tmp_path / "client.csr"
+    if not csr_path.exists():  # one client key for all runs, so reruns can be unchanged
+        csr_path.write_text(pem(make_csr(ec_key(), name(O="Example", CN="role-client"))))
+    return run_playbook(playbook, extra_vars=dict(
+        extra_vars, facts_out=str(tmp_path / "facts.json"), client_csr=csr_path.read_text(),
+        client_cert_path=str(tmp_path / "client.pem")), args=args)
 
 
 def test_role_file_backend(tmp_path):
@@ -62,6 +75,8 @@ def test_role_file_backend(tmp_path):
     cert = x509.load_pem_x509_certificate(facts["pem"].encode())
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
     assert cert.subject.rfc4514_string() == "CN=Fleet CA,O=Example"
+
+    assert openssl_verify_client(ca_dir / "ca.pem", tmp_path / "client.pem").returncode == 0
 
     second = run_role(tmp_path, extra)
     assert recap(second)["changed"] == 0, second.stdout
@@ -92,5 +107,7 @@ def test_role_token_backend(tmp_path, softhsm_token):
                               "--type", "pubkey"], capture_output=True, text=True,
                              env=softhsm_token.process_env(), timeout=30)
     assert "rolesanywhere-ca" in listing.stdout
+    assert openssl_verify_client(tmp_path / "ca" / "ca.pem", tmp_path / "client.pem").returncode == 0
+    assert softhsm_token.pin not in first.stdout + first.stderr
     second = run_role(tmp_path, extra)
     assert recap(second)["changed"] == 0, second.stdout

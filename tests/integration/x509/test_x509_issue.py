@@ -171,3 +171,14 @@ def test_parallel_issuance_keeps_every_record(tmp_path, file_ca):
     recorded = json.loads(file_ca.database_path.read_text())["certificates"]
     assert sorted(e["serial"] for e in recorded) == sorted(r["serial"] for r in results)
     assert len({e["serial"] for e in recorded}) == 6
+
+
+def test_missing_ca_certificate(tmp_path, file_ca):
+    args = issue_args(file_ca, tmp_path, pem(make_csr(ec_key(), name(CN="early"))),
+                      ca_cert_path=str(tmp_path / "not-yet" / "ca.pem"))
+    # Check mode of a play whose earlier task creates the CA: a change is announced, nothing is written.
+    planned = run_module("x509_issue", args, check_mode=True)
+    assert planned.changed and not planned.failed and "does not exist yet" in planned["reasons"][0], planned
+    applied = run_module("x509_issue", args)
+    assert applied.failed and "create it with x509_ca first" in applied["msg"]
+    assert not (tmp_path / "leaf.pem").exists()
