@@ -186,7 +186,7 @@ def client_factory(params, service):
     # botocore retries off: RetryingClient owns retrying, so attempts don't multiply.
     config = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, user_agent_extra="rolesanywhere.fleet")
     try:
-        return RetryingClient(session.client(service, endpoint_url=endpoint, verify=verify, config=config))
+        return RetryingClient(session.client(service, endpoint_url=endpoint or None, verify=verify, config=config))
     except botocore.exceptions.BotoCoreError as exc:
         raise to_aws_error(exc, f"creating the {service} client") from None
 
