@@ -12,7 +12,7 @@ from ra_local.control import ControlPlane
 from ra_local.create_session import CreateSession
 from ra_local.model import ServiceModel
 from ra_local.server import App, Server
-from ra_local.store import Store
+from ra_local.store import StateError, Store
 
 
 def parse_args(argv):
@@ -51,8 +51,13 @@ def main(argv=None):
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    try:
+        store = Store(args.state)
+    except StateError as exc:
+        print(f"ra_local: {exc}", file=sys.stderr)
+        return 2
     aws = AwsBackend(args.aws_endpoint, args.region)
-    control = ControlPlane(Store(args.state), args.region, args.account, aws)
+    control = ControlPlane(store, args.region, args.account, aws)
     fixed = args.fixed_time
     clock = (lambda: fixed) if fixed else (lambda: datetime.now(timezone.utc))
     app = App(ServiceModel(), control, CreateSession(control, aws, clock, args.clock_skew))

@@ -8,6 +8,7 @@ from ra_local.certs import load_crl, parse_anchor_bundle
 from ra_local.errors import NotFoundError, TooManyTagsError, ValidationError
 
 MAX_TAGS = 50
+MAX_INSTANCE_PROPERTIES = 10  # most recent instanceProperties kept per subject
 MAX_BUNDLE_CHARS = 8000
 DEFAULT_PAGE_SIZE = 50
 SERVICE_PRINCIPAL = "rolesanywhere.amazonaws.com"
@@ -392,9 +393,9 @@ class ControlPlane:
                 if (c["serialNumber"], c["issuer"]) != (credential["serialNumber"], credential["issuer"])
             ] + [credential]
             if instance_properties:
-                subject["instanceProperties"].append(
+                subject["instanceProperties"] = subject["instanceProperties"][-(MAX_INSTANCE_PROPERTIES - 1):] + [
                     {"seenAt": now, "properties": instance_properties, "failed": credential["failed"]}
-                )
+                ]
             return subject
 
     # -- tags --------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ from contextlib import contextmanager
 KINDS = ("trustAnchors", "profiles", "crls", "subjects")
 
 
+class StateError(Exception):
+    pass
+
+
 class Store:
     def __init__(self, path=None):
         self.path = path
@@ -20,7 +24,10 @@ class Store:
         self.data["tags"] = {}
         if path and os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
-                loaded = json.load(fh)
+                try:
+                    loaded = json.load(fh)
+                except ValueError as exc:
+                    raise StateError(f"state file {path} is not JSON ({exc}); move it away to start empty") from None
             for key in self.data:
                 self.data[key].update(loaded.get(key, {}))
 

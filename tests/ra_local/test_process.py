@@ -32,8 +32,13 @@ def run_main(*args):
     return subprocess.run([sys.executable, "-m", "ra_local", *args], cwd=REPO, capture_output=True, text=True, timeout=30)
 
 
-def test_wildcard_bind_and_half_tls_are_refused():
+def test_wildcard_bind_half_tls_and_corrupt_state_are_refused(tmp_path):
     done = run_main("--host", "0.0.0.0", "--aws-endpoint", "http://127.0.0.1:1")
     assert done.returncode == 2 and "not a wildcard" in done.stderr
     done = run_main("--aws-endpoint", "http://127.0.0.1:1", "--tls-cert", "x.pem")
     assert done.returncode == 2 and "--tls-cert and --tls-key go together" in done.stderr
+    state = tmp_path / "state.json"
+    state.write_text("{truncated")
+    done = run_main("--aws-endpoint", "http://127.0.0.1:1", "--state", str(state))
+    assert done.returncode == 2 and f"state file {state} is not JSON" in done.stderr
+    assert state.read_text() == "{truncated"
