@@ -7,8 +7,9 @@ AmazonS3ReadOnlyAccess and the seed's inline deny. The quickstart's proof follow
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
-from tests.aws_gate.clients import aws_cli, signed_request
+from tests.aws_gate.clients import aws_cli, client, signed_request
 from tests.ra_local.client import create_session
 from tests.ra_local.pki import CA
 from tests.support.aws import provision
@@ -67,3 +68,24 @@ def test_same_request_from_another_address_is_denied(gate, host_credentials):
     status, body = signed_request(gate.url, host_credentials, "s3", "GET", f"/{ALLOWED}?list-type=2",
                                   source_address="127.0.0.2")
     assert status == 403 and "<Code>AccessDenied</Code>" in body
+
+
+def test_certificate_attributes_reach_policies_as_session_tags(ra_through_gate, moto_server, gate, host_credentials):  # noqa: ARG001 (buckets)
+    """ra_local passes the certificate's tags to the gate: ${aws:PrincipalTag/x509Subject/CN} scopes writes."""
+    per_host = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{OTHER}/${{aws:PrincipalTag/x509Subject/CN}}/*",
+        "Condition": {"StringEquals": {"aws:SourceIdentity": "host7.example.test",
+                                       "aws:PrincipalTag/x509Subject/OU": "Fleet"}}}]}
+    ca = CA("per-host CA")
+    arns = provision(ra_through_gate, ca.pem, sessionPolicy=json.dumps(per_host))
+    moto_server.client("iam").attach_role_policy(RoleName=arns["role_name"],
+                                                 PolicyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess")
+    cert, key = ca.issue(cn="host7.example.test", ou="Fleet")
+    status, document = create_session(ra_through_gate, cert, key, arns, duration=900)
+    assert status == 201, document
+    s3 = client("s3", gate.url, document["credentialSet"][0]["credentials"])
+    s3.put_object(Bucket=OTHER, Key="host7.example.test/state.json", Body=b"{}")
+    with pytest.raises(ClientError) as denied:
+        s3.put_object(Bucket=OTHER, Key="host8.example.test/state.json", Body=b"{}")
+    assert "no session policy allows the s3:PutObject action" in denied.value.response["Error"]["Message"]
