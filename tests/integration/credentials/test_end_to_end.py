@@ -1,0 +1,143 @@
+"""End to end on this machine: token key + CA certificate, ra_local + moto, profile `ra` wired by
+aws_credential_process to the bundled helper (installed by the role), then the AWS CLI uses it."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.ansible import run_module
+
+AWS_CLI = str(Path(sys.executable).parent / "aws")
+
+
+def cli_env(stand, home):
+    # No AWS_* from the outside: only the profile may provide credentials. Other services go to moto.
+    return stand.env(HOME=str(home), AWS_ENDPOINT_URL=stand.ra.moto.endpoint, AWS_DEFAULT_REGION="us-east-1",
+                     AWS_EC2_METADATA_DISABLED="true")
+
+
+def wire_profile(stand, helper, home, **extra):
+    args = dict(user="root", config_path=str(home / ".aws" / "config"), profile="ra", impl="python",
+                helper_path=str(helper), certificate=str(stand.cert_path), token_label=stand.token.token_label,
+                key_label="ra-host", module_path=stand.token.module_path, pin_file=str(stand.pin_file),
+                token_env=dict(stand.token.env), endpoint=stand.ra.url, region="us-east-1", **stand.arns)
+    args.pop("role_name")
+    args.update(extra)
+    return args
+
+
+@pytest.mark.slow
+def test_aws_cli_gets_assumed_role_through_the_bundled_helper(stand, installed_helper, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    args = wire_profile(stand, installed_helper, home)
+    assert run_module("aws_credential_process", args, check_mode=True).changed
+    assert not (home / ".aws").exists()
+    assert run_module("aws_credential_process", args).changed
+    assert not run_module("aws_credential_process", args).changed
+    assert stand.token.pin not in (home / ".aws" / "config").read_text().split("pin-source")[0]
+
+    proc = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--profile", "ra", "--output", "json"],
+                          capture_output=True, text=True, env=cli_env(stand, home), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    identity = json.loads(proc.stdout)
+    serial_hex = format(_serial(stand.cert_path), "x")
+    assert identity["Arn"] == f"arn:aws:sts::{stand.ra.account}:assumed-role/{stand.arns['role_name']}/{serial_hex}"
+
+    bucket = "ra-e2e-" + serial_hex[:12]
+    stand.ra.moto.client("s3").create_bucket(Bucket=bucket)
+    proc = subprocess.run([AWS_CLI, "s3", "ls", "--profile", "ra"], capture_output=True, text=True,
+                          env=cli_env(stand, home), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert bucket in proc.stdout
+
+
+def _serial(cert_path):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).serial_number
+
+
+def test_rolesanywhere_session_module_with_token_key(stand):
+    args = dict(certificate=str(stand.cert_path), module_path=stand.token.module_path,
+                token_label=stand.token.token_label, pin_file=str(stand.pin_file), token_env=dict(stand.token.env),
+                key_label="ra-host", endpoint=stand.ra.url, verify_identity=True,
+                sts_endpoint=stand.ra.moto.endpoint, **stand.arns)
+    args.pop("role_name")
+    checked = run_module("rolesanywhere_session", args, check_mode=True)
+    assert not checked.failed and not checked.changed, checked
+    result = run_module("rolesanywhere_session", args)
+    assert not result.failed and not result.changed, result
+    serial_hex = format(_serial(stand.cert_path), "x")
+    expected = f"arn:aws:sts::{stand.ra.account}:assumed-role/{stand.arns['role_name']}/{serial_hex}"
+    assert result["assumed_role_arn"] == expected
+    assert result["caller_identity"]["arn"] == expected
+    assert result["subject_arn"].startswith(f"arn:aws:rolesanywhere:us-east-1:{stand.ra.account}:subject/")
+    assert result["certificate_serial"] == str(_serial(stand.cert_path))
+    assert "credentials" not in result and "SecretAccessKey" not in result["raw_stdout"]
+
+    refused = run_module("rolesanywhere_session", dict(args, return_credentials=True))
+    assert refused.failed and "no_log" in refused["msg"]
+    secret = run_module("rolesanywhere_session", dict(args, return_credentials=True, _ansible_no_log=True))
+    assert not secret.failed, secret
+    creds = secret["credentials"]
+    assert creds["access_key_id"].startswith("ASIA") and creds["secret_access_key"] and creds["session_token"]
+    assert not run_module("rolesanywhere_session", args).changed
+
+
+def run_helper(helper, stand, *args, env=None, timeout=60):
+    return subprocess.run([str(helper), *args], capture_output=True, text=True, env=env or stand.env(),
+                          timeout=timeout)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_credential_process_output_is_byte_compatible(stand, installed_helper):
+    proc = run_helper(installed_helper, stand, *stand.helper_args())
+    assert proc.returncode == 0, proc.stderr
+    assert not proc.stdout.endswith("\n") and proc.stderr == ""
+    document = json.loads(proc.stdout)
+    assert list(document) == ["Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"]
+    assert document["Version"] == 1
+    assert proc.stdout == json.dumps(document, separators=(",", ":"))
+    assert document["Expiration"].endswith("Z") and len(document["Expiration"]) == 20
+
+
+def test_bad_input_is_one_line_and_exit_1(stand, installed_helper, tmp_path):
+    wrong_pin = f"pkcs11:token={stand.token.token_label};object=ra-host?pin-value=000000"
+    assert_one_line_error(run_helper(installed_helper, stand, *stand.helper_args(private_key=wrong_pin)),
+                          "PIN", "rejected", "not retried")
+    # the wrong PIN was tried once and did not lock anything: the right one still works
+    assert run_helper(installed_helper, stand, *stand.helper_args()).returncode == 0
+
+    dead = stand.helper_args()
+    dead[dead.index("--endpoint") + 1] = "http://127.0.0.1:9"
+    assert_one_line_error(run_helper(installed_helper, stand, *dead), "cannot reach", "127.0.0.1:9")
+
+    expired = tmp_path / "expired.pem"
+    stand.issue_expired(expired)
+    assert_one_line_error(run_helper(installed_helper, stand, *stand.helper_args(certificate=expired)),
+                          "expired", "renew")
+
+    assert_one_line_error(run_helper(installed_helper, stand, *stand.helper_args(certificate=stand.file_cert_path)),
+                          "does not match the certificate")
+
+    unknown = stand.helper_args()
+    unknown[unknown.index("--profile-arn") + 1] = stand.arns["profile_arn"].rsplit("/", 1)[0] + \
+        "/00000000-0000-0000-0000-000000000000"
+    assert_one_line_error(run_helper(installed_helper, stand, *unknown), "StatusCode: 403",
+                          "AccessDeniedException", "does not exist")
+
+    assert_one_line_error(run_helper(installed_helper, stand, "credential-process", "--certificate",
+                                     str(stand.cert_path)), "--trust-anchor-arn is required")
+    bad_flag = run_helper(installed_helper, stand, "credential-process", "--pkcs11-pin", "1")
+    assert bad_flag.returncode == 1 and "unrecognized arguments: --pkcs11-pin" in bad_flag.stderr
