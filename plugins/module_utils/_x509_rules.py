@@ -11,6 +11,7 @@ import datetime
 from dataclasses import asdict, dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -97,13 +98,21 @@ def check_public_key(public_key, what="certificate"):
 def check_signature_hash(hash_algorithm, what="certificate"):
     if isinstance(hash_algorithm, STRONG_HASHES):
         return []
-    name = hash_algorithm.name.upper() if hash_algorithm is not None else "no separate hash"
+    name = hash_algorithm.name.upper() if hash_algorithm is not None else "an unknown or weak hash"
     return [Violation(
         "signature_hash",
         f"The {what} is signed with {name}; Roles Anywhere requires SHA-256 or stronger (MD5 and SHA-1 are "
         "rejected).",
         f"Re-sign the {what} with SHA-256 (SHA-384 for P-384 keys).",
     )]
+
+
+def _signature_hash(signed):
+    """The signature's hash, or None when cryptography does not know it (MD2, MD4, ...): weak either way."""
+    try:
+        return signed.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
 
 
 def _check_validity(cert, now):
@@ -225,7 +234,7 @@ def check_certificate(cert, role, now=None):
         )]
     else:
         found = []
-    found += check_signature_hash(cert.signature_hash_algorithm)
+    found += check_signature_hash(_signature_hash(cert))
     found += check_public_key(cert.public_key())
     found += _check_validity(cert, now)
     found += _check_basic_constraints(cert, role)
@@ -249,7 +258,7 @@ def subject_attributes_missing(name, required):
 
 def check_csr(csr, require_subject=()):
     """Rules a CSR must pass before the CA signs it."""
-    weak_hash = check_signature_hash(csr.signature_hash_algorithm, "CSR")
+    weak_hash = check_signature_hash(_signature_hash(csr), "CSR")
     if weak_hash:  # cryptography cannot verify SHA-1/MD5 signatures: the weak hash is the finding
         return weak_hash
     if not csr.is_signature_valid:

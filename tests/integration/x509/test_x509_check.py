@@ -41,6 +41,7 @@ def test_good_client_and_ca_pass(tmp_path, file_ca):
     ("expired", "validity_expired"),
     ("not_yet_valid", "validity_not_yet_valid"),
     ("sha1", "signature_hash"),
+    ("md5", "signature_hash"),
     ("rsa1024", "rsa_key_size"),
     ("v1", "version_v3"),
 ])
@@ -53,6 +54,7 @@ def test_each_violation_is_reported(tmp_path, file_ca, case, rule):
                                 not_after=NOW - datetime.timedelta(days=1)),
         "not_yet_valid": lambda: leaf(file_ca.cert, file_ca.key, not_before=NOW + datetime.timedelta(days=2)),
         "sha1": lambda: openssl_leaf(tmp_path, "rsa:2048", "sha1"),
+        "md5": lambda: openssl_leaf(tmp_path, "rsa:2048", "md5"),
         "rsa1024": lambda: openssl_leaf(tmp_path, "rsa:1024", "sha256"),
         "v1": lambda: openssl_leaf(tmp_path, "ec:P-256", "sha256", version3=False),
     }
