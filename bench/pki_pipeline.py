@@ -107,7 +107,8 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"Module wall time, median (min-max) of {options.runs} runs, xN = ratio to the baseline")
-    print(f"baseline ansible.builtin.ping process: {baseline:.3f} s")
+    print(f"baseline ansible.builtin.ping process: {baseline:.3f} s; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs (absolute times grow with load, the ratios much less)")
     backends = list(results)
     print(f"{'module':24}" + "".join(f"{b:>34}" for b in backends))
     for name in results["SoftHSM2"]:
