@@ -54,6 +54,22 @@ class CAError(Exception):
     """A refusal or failure whose message is safe to show (never contains a PIN or passphrase)."""
 
 
+# The *_utc validity accessors arrived in cryptography 42 (Debian 12 ships 38).
+MIN_CRYPTOGRAPHY = (42, 0)
+
+
+def require_cryptography():
+    """Refuse to run with a cryptography too old for the CA and the rules (clear error, not an AttributeError)."""
+    import cryptography
+
+    version = tuple(int(part) for part in cryptography.__version__.split(".")[:2])
+    if version < MIN_CRYPTOGRAPHY:
+        raise CAError(
+            f"cryptography {cryptography.__version__} is too old for the CA modules: install cryptography >= "
+            f"{'.'.join(map(str, MIN_CRYPTOGRAPHY))} on this host (pip install 'cryptography>=42')."
+        )
+
+
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 

@@ -18,6 +18,9 @@ description:
     certificates issued before still verify.
   - Use this certificate (the CA bundle) as the source of the Roles Anywhere trust anchor.
 author: rolesanywhere.fleet developers
+requirements:
+  - cryptography >= 42
+  - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key
 options:
@@ -156,6 +159,7 @@ def main():
     )
     p = module.params
     try:
+        _ca.require_cryptography()
         result = ensure_ca(module, p)
     except _ca.CAError as exc:
         module.fail_json(msg=str(exc))

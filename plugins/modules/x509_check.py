@@ -17,6 +17,8 @@ description:
   - CA rules; X.509 v3, basicConstraints CA:TRUE (critical), keyUsage keyCertSign, cRLSign and digitalSignature
     (critical), SHA-256 or stronger, key sizes and curves as above, subject key identifier, validity.
 author: rolesanywhere.fleet developers
+requirements:
+  - cryptography >= 42
 options:
   path:
     description: Certificate file (PEM or DER). Exactly one of O(path) and O(content).
@@ -107,6 +109,7 @@ def main():
     )
     p = module.params
     try:
+        _ca.require_cryptography()
         cert = _ca.load_certificate(p["content"].encode() if p["content"] is not None else p["path"])
         violations = rules.check_certificate(cert, p["role"])
         if p["ca_cert_path"]:

@@ -15,6 +15,9 @@ description:
   - Unchanged when the CRL at O(path) is signed by this CA, lists exactly the revoked certificates (with their
     reasons) and its nextUpdate is more than O(renew_before_days) away.
 author: rolesanywhere.fleet developers
+requirements:
+  - cryptography >= 42
+  - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key.ca_key_option
 options:
@@ -126,6 +129,7 @@ def main():
         supports_check_mode=True,
     )
     try:
+        _ca.require_cryptography()
         result = publish(module, module.params)
     except _ca.CAError as exc:
         module.fail_json(msg=str(exc))

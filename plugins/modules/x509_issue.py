@@ -22,6 +22,9 @@ description:
   - Unchanged when O(path) already holds a certificate from this CA for the CSR's public key, subject and
     subjectAltName, not revoked, with more than O(renew_before_days) left.
 author: rolesanywhere.fleet developers
+requirements:
+  - cryptography >= 42
+  - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key.ca_key_option
 options:
@@ -144,6 +147,7 @@ def main():
         supports_check_mode=True,
     )
     try:
+        _ca.require_cryptography()
         result = issue(module, module.params)
     except _ca.CAError as exc:
         module.fail_json(msg=str(exc))
