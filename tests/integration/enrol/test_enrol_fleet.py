@@ -1,0 +1,49 @@
+"""enrol.yml on a local fleet of 5 SSH hosts: keys on each host's SoftHSM2 token, certificates from the
+controller's CA, the bundled helper wired into ~/.aws/config, credentials proven against ra_local + moto."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.ansible import REPO, run_playbook
+
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
+ENROL = REPO / "playbooks" / "enrol.yml"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def recap(stdout):
+    return {m.group(1): dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
+                             failed=int(m.group(5))) for m in RECAP.finditer(stdout)}
+
+
+def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):
+    names = enrol_site.fleet.names
+    fleet, site = enrol_site.fleet, enrol_site.site
+    stopped = names[-1]
+    fleet.stop(stopped)
+    first = run_playbook(ENROL, inventory=str(enrol_site.inventory), check=False, args=["-vvv"])
+    Path("/tmp/enrol-first.log").write_text(first.stdout + first.stderr)
+    summary = recap(first.stdout)
+    assert summary[stopped]["unreachable"] == 1, first.stdout[-3000:]
+    for name in names[:-1]:
+        assert summary[name]["failed"] == 0 and summary[name]["unreachable"] == 0, first.stdout[-6000:]
+        assert summary[name]["changed"] > 0
+    for secret in site.secrets():
+        assert secret not in first.stdout and secret not in first.stderr
+
+    fleet.start(stopped)
+    second = run_playbook(ENROL, inventory=str(enrol_site.inventory))
+    summary = recap(second.stdout)
+    assert summary[stopped]["changed"] > 0 and summary[stopped]["failed"] == 0
+    assert all(summary[n]["changed"] == 0 for n in names[:-1]), second.stdout[-6000:]
+
+    third = run_playbook(ENROL, inventory=str(enrol_site.inventory))
+    assert all(v["changed"] == 0 and v["failed"] == 0 for v in recap(third.stdout).values()), third.stdout[-6000:]
+
+    for name in names:
+        identity = fleet.run(name, ["aws", "sts", "get-caller-identity", "--profile", "ra",
+                                         "--endpoint-url", site.gate.url, "--output", "json"])
+        arn = json.loads(identity.stdout)["Arn"]
+        assert arn.startswith(f"arn:aws:sts::{site.ra.account}:assumed-role/{site.arns['role_arn'].rsplit('/', 1)[1]}/")
