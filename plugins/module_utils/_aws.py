@@ -156,36 +156,35 @@ class RetryingClient:
         return call
 
     def paginate(self, operation, result_key, **kwargs):
-        """All items of a paginated list operation (each page retried on its own)."""
-        paginator = self.raw.get_paginator(operation)
-        items = []
-        pages = iter(paginator.paginate(**kwargs))
-        while True:
-            try:
-                page = jittered_backoff(lambda: next(pages), retries=self.retries)
-            except StopIteration:
-                return items
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                raise to_aws_error(exc, self.raw.meta.method_to_api_mapping.get(operation, operation)) from None
-            items.extend(page.get(result_key, []))
+        """All items of a paginated list operation; a failed page restarts the listing (a generator that
+        raised cannot resume)."""
+
+        def listing():
+            pages = self.raw.get_paginator(operation).paginate(**kwargs)
+            return [item for page in pages for item in page.get(result_key, [])]
+
+        try:
+            return jittered_backoff(listing, retries=self.retries)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise to_aws_error(exc, self.raw.meta.method_to_api_mapping.get(operation, operation)) from None
 
 
 def client_factory(params, service):
     """A RetryingClient for ``service`` from connection parameters (the AWS_CONNECTION_ARGSPEC keys)."""
-    session = boto3.session.Session(
-        aws_access_key_id=params.get("access_key"),
-        aws_secret_access_key=params.get("secret_key"),
-        aws_session_token=params.get("session_token"),
-        profile_name=params.get("profile"),
-        region_name=params.get("region"),
-    )
     endpoint = (params.get("endpoint_urls") or {}).get(service)
     if endpoint is None and params.get("_primary_service") == service:
         endpoint = params.get("endpoint_url")
     verify = params.get("aws_ca_bundle") or params.get("validate_certs", True)
     # botocore retries off: RetryingClient owns retrying, so attempts don't multiply.
-    config = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, user_agent_extra="rolesanywhere.fleet")
+    config = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}, user_agent_extra="rolesanywhere.fleet")
     try:
+        session = boto3.session.Session(
+            aws_access_key_id=params.get("access_key"),
+            aws_secret_access_key=params.get("secret_key"),
+            aws_session_token=params.get("session_token"),
+            profile_name=params.get("profile"),
+            region_name=params.get("region"),
+        )
         return RetryingClient(session.client(service, endpoint_url=endpoint or None, verify=verify, config=config))
     except botocore.exceptions.BotoCoreError as exc:
         raise to_aws_error(exc, f"creating the {service} client") from None
@@ -210,7 +209,10 @@ class AWSModule(AnsibleModule):
         service = service or self.service
         if service not in self._clients:
             params = dict(self.params, _primary_service=self.service)
-            self._clients[service] = client_factory(params, service)
+            try:
+                self._clients[service] = client_factory(params, service)
+            except AWSError as exc:
+                self.fail_aws(exc)
         return self._clients[service]
 
     def fail_aws(self, exc, **result):

@@ -331,11 +331,7 @@ def main():
         **TAGS_ARGSPEC,
     )
     module = AWSModule("iam", argument_spec, supports_check_mode=True)
-    try:
-        resource = RolesAnywhereRole(module)
-    except AWSError as exc:
-        module.fail_aws(exc)
-    run_resource_module(module, resource, "role")
+    run_resource_module(module, RolesAnywhereRole(module), "role")
 
 
 if __name__ == "__main__":
