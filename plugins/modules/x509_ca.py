@@ -68,7 +68,10 @@ options:
     choices: [2048, 3072, 4096]
     default: 3072
   force:
-    description: Issue a new CA certificate even when the current one is fine.
+    description:
+      - Issue a new CA certificate even when the current one is fine.
+      - Also needed to replace an existing CA certificate when the key file O(key.path) is missing (a new key
+        means a new CA; certificates issued before no longer chain to it).
     type: bool
     default: false
 notes:
@@ -189,6 +192,12 @@ def ensure_ca(module, p):
                 os.chmod(source.path, _ca.KEY_MODE)
 
     existing = _ca.read_certificate(p["path"])
+    if new_key is not None and existing is not None and not p["force"]:
+        # A mistyped key path must not silently replace a CA that certificates already chain to.
+        raise _ca.CAError(
+            f"{p['path']} holds a CA certificate but its key file {source.path} does not exist: restore the key "
+            "or fix key.path; set force=true to start a new CA with a new key."
+        )
     if new_key is not None:
         cert, reasons = _sign_and_write(module, p, subject, new_key, existing, new_key_file=source)
     else:
@@ -211,10 +220,7 @@ def ensure_ca(module, p):
         reasons=reasons,
     )
     if module._diff:
-        result["diff"] = dict(
-            before=_ca.certificate_summary(existing) if existing else {},
-            after=summary if reasons else (_ca.certificate_summary(existing) if existing else {}),
-        )
+        result["diff"] = dict(before=_ca.certificate_summary(existing) if existing else {}, after=summary)
     return result
 
 

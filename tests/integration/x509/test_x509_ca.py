@@ -169,3 +169,16 @@ def test_ca_key_on_tpm(tmp_path, tpm_token):
     assert run_module("x509_issue", issue).changed
     assert openssl_verify_client(tmp_path / "ca.pem", tmp_path / "leaf.pem").returncode == 0
     assert not run_module("x509_issue", issue).changed
+
+
+def test_missing_key_file_does_not_replace_the_ca(tmp_path):
+    args = dict(path=str(tmp_path / "ca.pem"), key={"path": str(tmp_path / "ca.key")}, subject=SUBJECT)
+    assert run_module("x509_ca", args).changed
+    before = (tmp_path / "ca.pem").read_bytes()
+    typo = dict(args, key={"path": str(tmp_path / "ca-typo.key")})
+    refused = run_module("x509_ca", typo)
+    assert refused.failed and "restore the key" in refused["msg"], refused
+    assert (tmp_path / "ca.pem").read_bytes() == before and not (tmp_path / "ca-typo.key").exists()
+    replaced = run_module("x509_ca", dict(typo, force=True))
+    assert replaced.changed and replaced["key_created"] and (tmp_path / "ca-typo.key").exists()
+    assert (tmp_path / "ca.pem").read_bytes() != before
