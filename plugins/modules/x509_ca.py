@@ -70,8 +70,8 @@ options:
   force:
     description:
       - Issue a new CA certificate even when the current one is fine.
-      - Also needed to replace an existing CA certificate when the key file O(key.path) is missing (a new key
-        means a new CA; certificates issued before no longer chain to it).
+      - Also needed to replace an existing CA certificate of another key, or when the key file O(key.path) is
+        missing (a new key means a new CA; certificates issued before no longer chain to it).
     type: bool
     default: false
 notes:
@@ -231,6 +231,11 @@ def _sign_and_write(module, p, subject, key, existing, new_key_file=None):
     """
     if existing is None:
         reasons = ["no CA certificate at path"]
+    elif not _ca.same_public_key(existing.public_key(), key.public_key()) and not p["force"]:
+        raise _ca.CAError(
+            f"The CA certificate {p['path']} does not belong to the given CA key (public keys differ): fix the key "
+            "option, or set force=true to start a new CA with this key (certificates issued before stop chaining)."
+        )
     else:
         reasons = _ca.ca_certificate_differences(
             existing, key.public_key(), subject, p["path_length"], p["renew_before_days"])

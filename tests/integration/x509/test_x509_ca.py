@@ -182,3 +182,17 @@ def test_missing_key_file_does_not_replace_the_ca(tmp_path):
     replaced = run_module("x509_ca", dict(typo, force=True))
     assert replaced.changed and replaced["key_created"] and (tmp_path / "ca-typo.key").exists()
     assert (tmp_path / "ca.pem").read_bytes() != before
+
+
+def test_certificate_of_another_key_is_refused(tmp_path, make_file_ca):
+    other = make_file_ca(tmp_path / "other")
+    args = dict(path=str(tmp_path / "ca.pem"), key={"path": str(tmp_path / "ca.key")}, subject=SUBJECT)
+    assert run_module("x509_ca", args).changed
+    before = (tmp_path / "ca.pem").read_bytes()
+    wrong_key = dict(args, key=other.key_option())
+    for check_mode in (True, False):
+        refused = run_module("x509_ca", wrong_key, check_mode=check_mode)
+        assert refused.failed and "does not belong to the given CA key" in refused["msg"], refused
+    assert (tmp_path / "ca.pem").read_bytes() == before
+    replaced = run_module("x509_ca", dict(wrong_key, force=True))
+    assert replaced.changed and "the certificate's public key is not the CA key's" in replaced["reasons"]
