@@ -227,7 +227,8 @@ def load_library(module_path, env=None):
     os.environ.update(env)
     with TOKEN_LOCK:
         try:
-            if module_path in _loaded_env and _loaded_env[module_path] != wanted:
+            # A library initialised elsewhere in this process (unknown settings) is re-initialised too.
+            if module_path in pkcs11._loaded and _loaded_env.get(module_path) != wanted:
                 if _open_sessions.get(module_path):
                     raise TokenError("cannot switch %s to other settings while a session is open" % module_path)
                 lib = pkcs11.lib(module_path)

@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
 from tests.integration.pkcs11.helpers import openssl_req_text, openssl_req_verify, private_key_objects
 from tests.support.ansible import run_module
 from tests.support.tokens import SOFTHSM2_MODULE, make_softhsm_token
@@ -284,9 +285,7 @@ def test_unprotected_existing_key_is_refused_unless_force(softhsm_token):
     from pkcs11.util.ec import encode_named_curve_parameters
 
     # An extractable, non-sensitive key made behind the module's back (python-pkcs11 directly).
-    lib = pkcs11.lib(softhsm_token.module_path)
-    os.environ.update(softhsm_token.env)
-    lib.reinitialize()
+    lib = _pkcs11.load_library(softhsm_token.module_path, softhsm_token.env)
     with lib.get_token(token_label=softhsm_token.token_label).open(rw=True, user_pin=softhsm_token.pin) as session:
         params = session.create_domain_parameters(
             pkcs11.KeyType.EC, {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)

@@ -232,3 +232,14 @@ def test_public_half_found_by_id_when_labels_differ(softhsm_token):
         key = _pkcs11.token_private_key(session, "paired")
         assert key.public_key() == _pkcs11.public_key_of(keypair)
         assert _csr(key).is_signature_valid
+
+
+def test_library_initialised_elsewhere_is_reinitialised_for_the_spec(tmp_path):
+    first = make_softhsm_token(tmp_path / "a", label="same")
+    second = make_softhsm_token(tmp_path / "b", label="same")
+    os.environ.update(first.env)
+    pkcs11.lib(first.module_path).reinitialize()  # someone else's code, settings unknown to _pkcs11
+    with _pkcs11.open_token_session(second.spec(), rw=True) as session:
+        _pkcs11.generate_keypair(session, "only-in-b", "ec")
+    assert list(private_key_objects(second)) == ["only-in-b"]
+    assert private_key_objects(first) == {}
