@@ -41,6 +41,7 @@ def admin_env(moto_server):
             "AWS_SECRET_ACCESS_KEY": moto_server.admin.secret_access_key}
 
 
+@pytest.mark.slow
 def test_aws_setup_playbook(setup_vars, admin_env, boto, moto_server, ra_endpoint, file_ca, tmp_path):
     ra, iam = boto("rolesanywhere"), boto("iam")
 
