@@ -28,7 +28,6 @@ import argparse
 import atexit
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import json
 import os
@@ -434,7 +433,12 @@ class Supervisor:
         self._log(f"bridge and guard removed; forwarding sysctls {now}")
 
     # --- hosts
-    def _allocate(self, requested, count):
+    @staticmethod
+    def _may_use(host, owner):
+        """A client that names an owner acts only on its own hosts and on hosts of no live owner."""
+        return owner is None or not host.owner or host.owner == owner or not _process_alive(*host.owner)
+
+    def _allocate(self, requested, count, owner):
         used = {h.index for h in self.hosts.values()} | {int(ns[2:]) for ns in our_netns_list()
                                                          if not any(h.netns == ns for h in self.hosts.values())}
         free = (i for i in range(FIRST_INDEX, LAST_INDEX + 1) if i not in used)
@@ -444,6 +448,9 @@ class Supervisor:
             if known is not None:
                 if index is not None and index != known.index:
                     raise FleetError(f"host {name} already has index {known.index}, not {index}")
+                if not self._may_use(known, owner):
+                    raise FleetError(f"host {name} belongs to process {known.owner[0]} (another test session); "
+                                     "pick another name")
                 chosen.append(known)
                 continue
             if index is None:
@@ -458,7 +465,7 @@ class Supervisor:
 
     def up(self, requested=(), count=0, systemd=False, fresh=False, timeout=60.0, owner=None):
         self._prepare_run_dir()
-        hosts = self._allocate(requested, count)
+        hosts = self._allocate(requested, count, owner)
         self._infra_setup()
         starting = []
         for host in hosts:
@@ -560,8 +567,9 @@ class Supervisor:
             return "".join((host.directory / "console.log").read_text(errors="replace").splitlines(True)[-lines:])
         return ""
 
-    def stop(self, names, forget=False):
-        hosts = [self.hosts[name] for name in names if name in self.hosts]
+    def stop(self, names, forget=False, owner=None):
+        hosts = [self.hosts[name] for name in dict.fromkeys(names)
+                 if name in self.hosts and self._may_use(self.hosts[name], owner)]
         running = [h for h in hosts if h.running]
         for host in running:
             close_control_master(host.address)
@@ -569,11 +577,14 @@ class Supervisor:
             pid = host.pid or self._read_pid(host)
             if pid and _pid_in_netns(pid, host.netns):
                 _kill(pid, signal.SIGTERM)
-            else:  # never became ready: the launcher is ours by Popen handle
+            elif host.name in self.procs:  # never became ready: the launcher is ours by Popen handle
                 _kill(self.procs[host.name].pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         for host in running:
-            proc = self.procs[host.name]
+            proc = self.procs.get(host.name)
+            if proc is None:  # its launcher already ended and was reaped
+                self._reap(host)
+                continue
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -656,7 +667,7 @@ class Supervisor:
                             bool(request.get("fresh")), float(request.get("timeout", 60)), request.get("owner"))
             return {"hosts": [h.to_json() for h in hosts]}
         if op in ("stop", "remove"):
-            hosts = self.stop(request["names"], forget=op == "remove")
+            hosts = self.stop(request["names"], forget=op == "remove", owner=request.get("owner"))
             return {"hosts": [h.to_json() for h in hosts]}
         if op == "status":
             return self.status()
@@ -728,6 +739,9 @@ def _supervise():
                 conn.sendall((json.dumps(reply) + "\n").encode())
             if request.get("op") == "shutdown":
                 break
+    # New clients must not queue on a socket nobody will serve: they start a new supervisor, which waits
+    # for our lock until this teardown is done.
+    SOCKET_PATH.unlink(missing_ok=True)
     server.close()
     teardown()
 
@@ -748,30 +762,41 @@ def _connect(timeout=2.0):
 
 
 def _start_supervisor():
+    """Start the supervisor detached: it forks once more and the intermediate process exits at once, so the
+    supervisor never is a child (or a zombie) of the short-lived client that started it."""
     RUN.mkdir(parents=True, exist_ok=True)
-    log = open(RUN / "supervisor.log", "ab")
-    subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_supervise"], stdin=subprocess.DEVNULL,
-                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
-    log.close()
+    with open(RUN / "supervisor.log", "ab") as log:
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "_supervise"], stdin=subprocess.DEVNULL,
+                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/", timeout=30)
 
 
 def request(op, start=True, timeout=600.0, **fields):
-    """Send one request to the supervisor (starting it if needed) and return its reply."""
+    """Send one request to the supervisor (starting it if needed) and return its reply.
+
+    A supervisor that is just exiting (idle) drops queued connections unread: those are retried.
+    """
     if os.geteuid() != 0:
         raise FleetError("the test fleet needs root (network namespaces, bridge, nftables, mounts)")
-    conn = _connect()
-    if conn is None:
-        if not start:
-            return None
-        _start_supervisor()
-        if not _wait_until(lambda: SOCKET_PATH.exists() and _probe(), 15.0, 0.05):
-            raise FleetError(f"the fleet supervisor did not start; see {RUN / 'supervisor.log'}")
+    for attempt in range(3):
         conn = _connect()
-    with conn:
-        conn.settimeout(timeout)
-        conn.sendall((json.dumps({"op": op} | fields) + "\n").encode())
-        line = conn.makefile("r").readline()
-    if not line:
+        if conn is None:
+            if not start:
+                return None
+            _start_supervisor()
+            if not _wait_until(lambda: SOCKET_PATH.exists() and _probe(), 15.0, 0.05):
+                raise FleetError(f"the fleet supervisor did not start; see {RUN / 'supervisor.log'}")
+            continue
+        try:
+            with conn:
+                conn.settimeout(timeout)
+                conn.sendall((json.dumps({"op": op} | fields) + "\n").encode())
+                line = conn.makefile("r").readline()
+        except (ConnectionResetError, BrokenPipeError):
+            line = ""
+        if line:
+            break
+        time.sleep(0.2)
+    else:
         raise FleetError(f"the fleet supervisor closed the connection; see {RUN / 'supervisor.log'}")
     reply = json.loads(line)
     if not reply.pop("ok"):
@@ -798,15 +823,20 @@ def up(names=(), count=0, systemd=False, fresh=False, timeout=60.0, owner_pid=No
     return [Host.from_json(h) for h in reply["hosts"]]
 
 
-def stop(names):
-    """Stop hosts; their state (upper dirs) is kept for the next ``up``."""
-    reply = request("stop", start=False, names=list(names))
+def stop(names, owner_pid=None):
+    """Stop hosts; their state (upper dirs) is kept for the next ``up``.
+
+    With ``owner_pid``, hosts that another live process owns are left alone. Returns the hosts stopped.
+    """
+    owner = process_identity(owner_pid) if owner_pid else None
+    reply = request("stop", start=False, names=list(names), owner=owner)
     return [Host.from_json(h) for h in reply["hosts"]] if reply else []
 
 
-def remove(names):
-    """Stop hosts and forget them (state deleted)."""
-    reply = request("remove", start=False, names=list(names))
+def remove(names, owner_pid=None):
+    """Stop hosts and forget them (state deleted); ``owner_pid`` as for :func:`stop`."""
+    owner = process_identity(owner_pid) if owner_pid else None
+    reply = request("remove", start=False, names=list(names), owner=owner)
     return [Host.from_json(h) for h in reply["hosts"]] if reply else []
 
 
@@ -821,9 +851,19 @@ def supervisor_pid():
     return None
 
 
-def down():
-    """Stop everything and remove every fleet object, including leftovers of a crashed run (by name)."""
+def down(force=False):
+    """Stop everything and remove every fleet object, including leftovers of a crashed run (by name).
+
+    Refuses while hosts owned by another live process (a running test session) are up, unless ``force``.
+    """
     report = {"removed": []}
+    state = status()
+    busy = [h["name"] for h in (state or {}).get("hosts", [])
+            if h["running"] and h["owner"] and h["owner"][0] != os.getpid() and _process_alive(*h["owner"])]
+    if busy and not force:
+        owners = sorted({str(h["owner"][0]) for h in state["hosts"] if h["name"] in busy})
+        raise FleetError(f"hosts {' '.join(busy)} belong to running processes {' '.join(owners)} (test sessions); "
+                         "they remove them when they end. Use --force to stop them anyway")
     pid = supervisor_pid()
     reply = request("shutdown", start=False, timeout=120)
     if reply:
@@ -879,12 +919,15 @@ def main(argv=None):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("names", nargs="+")
     sub.add_parser("status", help="show hosts and the forwarding sysctls")
-    sub.add_parser("down", help="stop everything and remove all fleet objects, also after a crash")
+    p_down = sub.add_parser("down", help="stop everything and remove all fleet objects, also after a crash")
+    p_down.add_argument("--force", action="store_true", help="also stop hosts that running test sessions own")
     sub.add_parser("_supervise", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     try:
         if args.command == "_supervise":
+            if os.fork() > 0:
+                os._exit(0)
             _supervise()
         elif args.command == "up":
             if not args.hosts and not args.count:
@@ -914,7 +957,7 @@ def main(argv=None):
                     print(f"{h['name']}\t{h['address']}\t{'running' if h['running'] else 'stopped'}\t"
                           f"{'systemd' if h['systemd'] else 'sshd'}\tpid {h['pid']}")
         elif args.command == "down":
-            report = down()
+            report = down(args.force)
             for item in report["removed"]:
                 print(f"removed leftover {item}")
             if report.get("forwarding_at_setup") and report["forwarding_at_setup"] != report["forwarding_now"]:

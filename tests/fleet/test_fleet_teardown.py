@@ -27,8 +27,9 @@ def test_teardown_leaves_nothing_behind():
     assert netns_fleet.read_forwarding() == forwarding
 
     state = netns_fleet.status()
-    if state is not None and state["hosts"]:
-        pytest.skip(f"other sessions still use the fleet ({len(state['hosts'])} hosts): cannot check global teardown")
+    running = [h["name"] for h in (state or {}).get("hosts", []) if h["running"]]
+    if running:
+        pytest.skip(f"other sessions still run fleet hosts ({' '.join(running)}): cannot check global teardown")
     supervisor = netns_fleet.supervisor_pid()
     deadline = time.monotonic() + 15
     while netns_fleet.leftovers() != {"netns": [], "links": [], "guard": False, "supervisor": None}:
@@ -39,9 +40,11 @@ def test_teardown_leaves_nothing_behind():
 
 
 def _only_user_of_the_fleet():
+    """Skip when other sessions have hosts (running, or stopped with state `down` would delete)."""
     state = netns_fleet.status()
     if state is not None and state["hosts"]:
-        pytest.skip(f"other sessions use the fleet ({len(state['hosts'])} hosts): this test would stop them")
+        names = " ".join(h["name"] for h in state["hosts"])
+        pytest.skip(f"other sessions use the fleet ({names}): this test would stop them")
 
 
 def test_supervisor_tears_down_on_sigterm():

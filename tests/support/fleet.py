@@ -1,9 +1,10 @@
 """pytest fixtures for the local test fleet (tests/fleet/netns_fleet.py).
 
-``fleet(n, systemd=False)`` starts ``n`` network-namespace SSH hosts on free indices and returns a
-:class:`TestFleet`: hosts, an inventory and an ssh_config for just these hosts, ``stop``/``start`` (state is
-kept), ``run`` over ssh, and each host's upper dir. Every host is removed at the end of the session (pytest
-finalizer); if pytest dies, the fleet supervisor removes them itself because this process owned them.
+``fleet(n, systemd=False, names=())`` starts ``n`` network-namespace SSH hosts on free indices (plus hosts
+with the given names) and returns a :class:`TestFleet`: hosts, an inventory and an ssh_config for just these
+hosts, ``stop``/``start`` (state is kept), ``run`` over ssh, and each host's upper dir. Every host is removed
+at the end of the session (pytest finalizer); if pytest dies, the fleet supervisor removes them itself
+because this process owned them. Other sessions' hosts are never touched.
 
 Use it from a test directory's conftest.py::
 
@@ -28,6 +29,7 @@ class TestFleet:
         self.directory = directory
         self.inventory = netns_fleet.write_inventory(hosts, directory / "inventory.yml")
         self.ssh_config = netns_fleet.write_ssh_config(hosts, directory / "ssh_config")
+        self.removed = False
 
     @property
     def names(self):
@@ -45,7 +47,7 @@ class TestFleet:
 
     def stop(self, name):
         """Stop the host (as if powered off); its files stay for ``start``."""
-        netns_fleet.stop([name])
+        assert netns_fleet.stop([name], owner_pid=os.getpid()), f"{name} is not this session's host"
 
     def start(self, name, timeout=60.0):
         """Start a stopped host again with its state; returns when sshd answers."""
@@ -65,7 +67,8 @@ class TestFleet:
 
     def remove(self):
         """Stop the hosts and delete their state now (the session finalizer does it otherwise)."""
-        netns_fleet.remove(self.names)
+        netns_fleet.remove(self.names, owner_pid=os.getpid())
+        self.removed = True
 
     def testinfra_hosts(self):
         """``--hosts`` for pytest-testinfra (with ``--ssh-config`` = :attr:`ssh_config`)."""
@@ -75,17 +78,19 @@ class TestFleet:
 class FleetFactory:
     def __init__(self, tmp_path_factory):
         self._tmp_path_factory = tmp_path_factory
-        self.started = []
+        self.fleets = []
 
-    def __call__(self, n, systemd=False, timeout=60.0):
-        hosts = netns_fleet.up(count=n, systemd=systemd, fresh=True, timeout=timeout, owner_pid=os.getpid())
-        self.started += [h.name for h in hosts]
-        return TestFleet(hosts, self._tmp_path_factory.mktemp("fleet"))
+    def __call__(self, n=0, systemd=False, names=(), timeout=60.0):
+        """``n`` hosts named flNNN on free indices, plus hosts with the given ``names`` (e.g. "web1")."""
+        hosts = netns_fleet.up(names, count=n, systemd=systemd, fresh=True, timeout=timeout, owner_pid=os.getpid())
+        self.fleets.append(TestFleet(hosts, self._tmp_path_factory.mktemp("fleet")))
+        return self.fleets[-1]
 
     def teardown(self):
-        if self.started:
-            netns_fleet.remove(self.started)
-            self.started = []
+        for fleet in self.fleets:
+            if not fleet.removed:
+                fleet.remove()
+        self.fleets = []
 
 
 @pytest.fixture(scope="session")
