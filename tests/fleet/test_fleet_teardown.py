@@ -1,12 +1,15 @@
 """Runs after test_fleet.py: once the last host is gone, nothing of the fleet may remain."""
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.fleet import netns_fleet
+from tests.support.ansible import REPO
 
 pytestmark = [
     pytest.mark.fleet,
@@ -71,3 +74,30 @@ def test_down_cleans_up_after_a_crashed_supervisor():
     assert netns_fleet.leftovers() == {"netns": [], "links": [], "guard": False, "supervisor": None}
     assert not any(netns_fleet.process_running(h.pid) for h in hosts)
     assert netns_fleet.read_forwarding() == forwarding
+
+
+def test_hosts_of_another_session_are_left_alone_and_removed_when_it_ends():
+    other_session = subprocess.Popen(
+        [sys.executable, "-c", "import os, time; from tests.fleet import netns_fleet as f; "
+         "print(f.up(['lease-a'], fresh=True, owner_pid=os.getpid())[0].pid, flush=True); time.sleep(120)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        host_pid = int(other_session.stdout.readline())
+        assert netns_fleet.remove(["lease-a"], owner_pid=os.getpid()) == []
+        with pytest.raises(netns_fleet.FleetError, match="belongs to process"):
+            netns_fleet.up(["lease-a"], owner_pid=os.getpid())
+        assert netns_fleet.process_running(host_pid)
+    finally:
+        other_session.kill()
+        other_session.wait()
+    deadline = time.monotonic() + 15
+    while netns_fleet.process_running(host_pid) or not _forgotten("lease-a"):
+        assert time.monotonic() < deadline, "the supervisor did not remove the host of a session that ended"
+        time.sleep(0.2)
+    assert not (netns_fleet.RUN / "hosts" / "lease-a").exists()
+
+
+def _forgotten(name):
+    state = netns_fleet.status()
+    return state is None or name not in {h["name"] for h in state["hosts"]}
