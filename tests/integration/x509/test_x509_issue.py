@@ -6,7 +6,7 @@ import stat
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.integration.x509.builders import ec_key, make_csr, name, openssl_csr, pem, tamper_csr
@@ -182,3 +182,23 @@ def test_missing_ca_certificate(tmp_path, file_ca):
     applied = run_module("x509_issue", args)
     assert applied.failed and "create it with x509_ca first" in applied["msg"]
     assert not (tmp_path / "leaf.pem").exists()
+
+
+def test_token_key_csr_to_certificate(tmp_path, file_ca, softhsm_token):
+    """The pipeline of the issue: key on the token (pkcs11_key), CSR signed there (pkcs11_csr), issue, verify."""
+    key = run_module("pkcs11_key", softhsm_token.module_args(label="client", key_type="ec", curve="secp256r1"))
+    assert key.changed, key
+    csr = run_module("pkcs11_csr", softhsm_token.module_args(
+        label="client", subject={"O": "Example", "OU": "fleet", "CN": "token-host"},
+        subject_alt_name=["DNS:token-host.example.org"], path=str(tmp_path / "client.csr")))
+    assert csr.changed, csr
+    args = dict(csr_path=str(tmp_path / "client.csr"), path=str(tmp_path / "client.pem"),
+                ca_cert_path=str(file_ca.cert_path), ca_key=file_ca.key_option(), require_subject=["CN", "OU"])
+    assert run_module("x509_issue", args).changed
+    verified = openssl_verify_client(file_ca.cert_path, tmp_path / "client.pem")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "client.pem").read_bytes())
+    assert _ca.same_public_key(cert.public_key(), serialization.load_pem_public_key(key["public_key"].encode()))
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == ["token-host.example.org"]
+    assert not run_module("x509_issue", args).changed
