@@ -3,6 +3,7 @@ import json
 import logging
 import socket
 import ssl
+import sys
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -80,6 +81,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self):
         app = self.server.app
         path, _, raw_query = self.path.partition("?")
+        error_type = None
         try:
             try:
                 body = self._read_body()
@@ -90,12 +92,16 @@ class Handler(BaseHTTPRequestHandler):
                 status, document = 201, app.create_session(path, raw_query, list(self.headers.items()), body)
             else:
                 status, document = app.control_request(self.command, path, raw_query, self.headers, body)
-            self._send(status, document)
         except ServiceError as exc:
-            self._send(exc.status, {"message": exc.message}, exc.error_type)
+            status, document, error_type = exc.status, {"message": exc.message}, exc.error_type
         except Exception as exc:  # a defect in the endpoint: answer 500 and keep serving
             log.exception("internal error on %s %s", self.command, path)
-            self._send(500, {"message": f"Internal error: {exc}"}, "InternalServerException")
+            status, document, error_type = 500, {"message": f"Internal error: {exc}"}, "InternalServerException"
+        try:
+            self._send(status, document, error_type)
+        except ConnectionError:
+            self.close_connection = True
+            log.info("%s went away before the %s answer to %s %s", self.address_string(), status, self.command, path)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -135,6 +141,12 @@ class UnknownOperation(ServiceError):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client closed or reset the connection
+            log.debug("connection from %s ended abruptly", client_address[0])
+        else:
+            super().handle_error(request, client_address)
 
     def __init__(self, address, app, tls_context=None):
         super().__init__(address, Handler)
