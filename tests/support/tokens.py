@@ -130,7 +130,7 @@ def _port_open(port):
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stop(proc, name):
+def _stop(proc):
     """Stop one process we started, by its own PID."""
     if proc is None or proc.poll() is not None:
         return
@@ -149,6 +149,7 @@ class SoftwareTPM:
         self.directory = Path(directory)
         self.processes = []  # (name, Popen) in start order; stopped in reverse by PID
         self.server_port = None
+        self._log = None
         self.env = {}  # for tpm2-pkcs11 and tpm2-tools in this TPM's processes
 
     @property
@@ -160,7 +161,7 @@ class SoftwareTPM:
         state.mkdir(parents=True, exist_ok=True)
         self.server_port = free_loopback_port_pair()
         ctrl_port = self.server_port + 1
-        log = open(self.directory / "processes.log", "ab")
+        self._log = log = open(self.directory / "processes.log", "ab")
         swtpm = subprocess.Popen(
             ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
              "--server", f"type=tcp,port={self.server_port},bindaddr=127.0.0.1",
@@ -204,9 +205,12 @@ class SoftwareTPM:
         self.tool(["tpm2_dictionarylockout", "--clear-lockout"])
 
     def stop(self):
-        for name, proc in reversed(self.processes):
-            _stop(proc, name)
+        for _name, proc in reversed(self.processes):
+            _stop(proc)
         self.processes.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 @pytest.fixture(scope="session")
