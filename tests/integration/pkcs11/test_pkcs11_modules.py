@@ -308,3 +308,16 @@ def test_csr_replaces_a_file_that_is_not_a_csr(softhsm_token, tmp_path):
     assert result.changed and result["reasons"] == [f"{path} is not a PEM CSR"]
     assert openssl_req_verify(path).returncode == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # an existing file keeps its mode
+
+
+def test_csr_rsa_pss_is_opt_in(softhsm_token, tmp_path):
+    run_module("pkcs11_key", _key_args(softhsm_token, key_type="rsa", size=2048))
+    path = tmp_path / "pss.csr"
+    args = _csr_args(softhsm_token, path, rsa_padding="pss")
+    assert run_module("pkcs11_csr", args).changed
+    assert openssl_req_verify(path).returncode == 0
+    assert "Signature Algorithm: rsassaPss" in openssl_req_text(path)
+    assert not run_module("pkcs11_csr", args).changed
+    back = run_module("pkcs11_csr", dict(args, rsa_padding="pkcs1v15"))
+    assert back.changed and back["reasons"] == ["RSA padding differs"]
+    assert "Signature Algorithm: sha256WithRSAEncryption" in openssl_req_text(path)

@@ -79,3 +79,24 @@ def test_tpm_unknown_label_and_bad_types(tpm_token):
     bad_id = run_module("pkcs11_key", tpm_token.module_args(label="k", id=[1]))
     assert bad_id.failed and bad_id["rc"] == 1 and "id must be a hex string" in bad_id["msg"]
     assert private_key_objects(tpm_token) == {}
+
+
+def test_tpm_certificate_object_next_to_key(tpm_token):
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
+
+    with _pkcs11.open_token_session(tpm_token.spec(), rw=True) as session:
+        keypair = _pkcs11.generate_keypair(session, "cert-key", "ec", "secp384r1")
+        key = _pkcs11.token_private_key(session, "cert-key")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tpm self-signed")])
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now)
+                .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA384()))
+        cert.verify_directly_issued_by(cert)
+        assert _pkcs11.store_certificate(session, cert, "cert-key", keypair.key_id)
+        assert _pkcs11.find_certificates(session, "cert-key") == [cert.public_bytes(serialization.Encoding.DER)]
