@@ -443,7 +443,8 @@ class Supervisor:
                                                          if not any(h.netns == ns for h in self.hosts.values())}
         free = (i for i in range(FIRST_INDEX, LAST_INDEX + 1) if i not in used)
         chosen = []
-        for name, index in list(requested) + [(None, None)] * count:
+        requested = list({name: (name, index) for name, index in requested}.values())  # each name once
+        for name, index in requested + [(None, None)] * count:
             known = self.hosts.get(name)
             if known is not None:
                 if index is not None and index != known.index:
@@ -457,7 +458,7 @@ class Supervisor:
                 index = next(free, None)
                 if index is None:
                     raise FleetError(f"no free host index left in {FIRST_INDEX}..{LAST_INDEX}")
-            elif any(h.index == index for h in self.hosts.values()):
+            elif index in {h.index for h in (*self.hosts.values(), *chosen)}:
                 raise FleetError(f"index {index} is taken by another host; pick another name or index")
             used.add(index)
             chosen.append(Host(name=name or netns_name(index), index=index))
@@ -479,7 +480,11 @@ class Supervisor:
             self._start(host, fresh)
             starting.append(host)
         self._save_state()
-        self._wait_ready(starting, timeout)
+        try:
+            self._wait_ready(starting, timeout)
+        except FleetError:
+            self.stop([h.name for h in starting])  # all or nothing; their console logs stay for the error
+            raise
         return hosts
 
     def _start(self, host, fresh):

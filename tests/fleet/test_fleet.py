@@ -155,3 +155,25 @@ def test_systemd_host_boots_with_units(fleet):
         assert booted.run(name, "test -f /etc/kept && systemctl is-system-running --wait").stdout.strip() == "running"
     finally:
         booted.remove()
+
+
+ROLE_PACKAGES = ("python3-venv", "python3-cryptography", "softhsm2", "opensc", "p11-kit-modules", "gnutls-bin",
+                 "swtpm", "swtpm-tools", "tpm2-tools", "tpm2-abrmd", "libtpm2-pkcs11-1", "libtpm2-pkcs11-tools",
+                 "libtss2-tcti-tabrmd0", "awscli", "sudo", "cron")
+
+
+def test_hosts_have_the_role_packages_and_install_wheels_offline(five):
+    host = five.hosts[4].name
+    installed = five.run(host, ["dpkg-query", "-W", "-f", "${Package} ${Status}\n", *ROLE_PACKAGES]).stdout
+    assert sorted(line.split()[0] for line in installed.splitlines() if line.endswith("install ok installed")) \
+        == sorted(ROLE_PACKAGES)
+
+    wheelhouse = netns_fleet.REPO / ".work" / "wheelhouse"
+    subprocess.run(["scp", "-q", "-r", "-F", str(five.ssh_config), str(wheelhouse), f"{host}:/var/tmp/wheelhouse"],
+                   check=True, capture_output=True)
+    five.run(host, "python3 -m venv --system-site-packages /opt/pkcs11 && /opt/pkcs11/bin/pip install -q "
+                   "--no-index --find-links /var/tmp/wheelhouse python-pkcs11==0.10.1")
+    # python-pkcs11 from the wheelhouse drives the host's SoftHSM2; cryptography comes from apt
+    probe = five.run(host, "/opt/pkcs11/bin/python -c 'import pkcs11, cryptography; "
+                           "lib = pkcs11.lib(\"/usr/lib/softhsm/libsofthsm2.so\"); print(lib.manufacturer_id)'")
+    assert probe.stdout.strip() == "SoftHSM"
