@@ -24,10 +24,7 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 VERSION = "0.1.0"
@@ -53,10 +50,12 @@ def utcnow() -> datetime.datetime:
 
 # ---------------------------------------------------------------- PKCS#11 URIs (RFC 7512)
 
-@dataclass
 class Pkcs11Uri:
-    path: dict = field(default_factory=dict)
-    query: dict = field(default_factory=dict)
+    """Path and query attributes of a parsed ``pkcs11:`` URI, percent-decoded."""
+
+    def __init__(self):
+        self.path = {}
+        self.query = {}
 
     @property
     def token(self):
@@ -282,10 +281,9 @@ def _known_errors():
     from importlib import import_module
 
     errors = [HelperError, import_module(SIGNER).RolesAnywhereError]
-    try:
-        errors.append(import_module(PKCS11).TokenError)
-    except ImportError:
-        pass
+    token_module = sys.modules.get(PKCS11)  # only loaded (and only relevant) when a token key was used
+    if token_module is not None:
+        errors.append(token_module.TokenError)
     return tuple(errors)
 
 
@@ -362,6 +360,8 @@ def atomic_write(path: str, data: str, mode: int = 0o600, owner: tuple | None = 
 
     ``owner`` is ``(uid, gid)`` to give the file before it appears (needs root).
     """
+    import tempfile
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
@@ -590,9 +590,10 @@ def update(opts) -> int:
 class CredentialSource:
     """Credentials for ``serve``: refreshed lazily within REFRESH_MARGIN of expiry, certificate re-read each time."""
 
-    def __init__(self, opts, fetch=None):
+    def __init__(self, opts):
+        import threading
+
         self._opts = opts
-        self._fetch = fetch or (lambda: fetch_session(opts))
         self._session = None
         self._updated = None
         self._lock = threading.Lock()
@@ -603,7 +604,7 @@ class CredentialSource:
             now = utcnow()
             if self._session is None or self._session.expiration_datetime() - now <= REFRESH_MARGIN:
                 try:
-                    self._session, self._updated = self._fetch(), now
+                    self._session, self._updated = fetch_session(self._opts), now
                 except Exception as exc:  # noqa: BLE001 - logged; a still-valid session keeps being served
                     log(f"refreshing credentials failed: {exc}")
             if self._session is not None and self._session.expiration_datetime() > now:
@@ -621,6 +622,7 @@ def make_server(opts, source, port=None):
     import http.server
     import secrets
     import socket
+    import threading
 
     role_name = opts.role_arn.rsplit("/", 1)[-1]
     tokens = {}
