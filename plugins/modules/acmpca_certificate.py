@@ -172,16 +172,12 @@ def cert_view(cert):
     }
 
 
-def write_if_different(path, content):
-    """Replace ``path`` (mode 0644) unless it already holds ``content``; True when written."""
+def file_differs(path, content):
     try:
         with open(path) as fh:
-            if fh.read() == content:
-                return False
+            return fh.read() != content
     except FileNotFoundError:
-        pass
-    write_file_atomic(path, content.encode(), 0o644)
-    return True
+        return True
 
 
 class PrivateCAIssuer:
@@ -281,11 +277,10 @@ class PrivateCAIssuer:
             result.update(cert_view(issued), changed=True, certificate=cert_pem, certificate_chain=chain,
                           certificate_arn=arn)
         for option, key in (("dest", "certificate"), ("chain_dest", "certificate_chain")):
-            if self.params[option] and key in result:
-                if self.module.check_mode:
-                    result["changed"] |= not os.path.exists(self.params[option])
-                else:
-                    result["changed"] |= write_if_different(self.params[option], result[key])
+            if self.params[option] and key in result and file_differs(self.params[option], result[key]):
+                result["changed"] = True
+                if not self.module.check_mode:
+                    write_file_atomic(self.params[option], result[key].encode(), 0o644)
         after = {k: result[k] for k in ("serial", "subject", "not_after") if k in result}
         return result, before, after
 

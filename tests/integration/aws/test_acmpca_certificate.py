@@ -45,6 +45,13 @@ def test_issue_lifecycle(iam_conn, private_ca, tmp_path):
     assert not again.changed and not again.failed, again
     assert again["serial"] == issued["serial"] and "certificate_arn" not in again
 
+    chain_dest.write_text("stale chain\n")
+    check_chain = run_module("acmpca_certificate", args, check_mode=True)
+    assert check_chain.changed and chain_dest.read_text() == "stale chain\n", check_chain
+    fixed_chain = run_module("acmpca_certificate", args)
+    assert fixed_chain.changed and fixed_chain["serial"] == issued["serial"], fixed_chain
+    assert x509.load_pem_x509_certificates(chain_dest.read_bytes())[0] == ca
+
     # Renewal when the current certificate is within remaining_days (moto issues for 365 days).
     renewed = run_module("acmpca_certificate", dict(args, remaining_days=400), diff=True)
     assert renewed.changed, renewed

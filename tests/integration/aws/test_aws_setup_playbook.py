@@ -83,6 +83,12 @@ def test_aws_setup_playbook(setup_vars, admin_env, boto, moto_server, ra_endpoin
     check_rerun = run_playbook(PLAYBOOK, extra_vars=setup_vars, env=admin_env, args=["--check"])
     assert changed_count(check_rerun) == 0, check_rerun.stdout[-3000:]
 
+    # Check mode shows a changed network list as one change, and leaves the profile as it is.
+    moved = dict(setup_vars, aws_setup_allowed_source_ips=["192.0.2.0/24"])
+    check_moved = run_playbook(PLAYBOOK, extra_vars=moved, env=admin_env, args=["--check", "--diff"])
+    assert changed_count(check_moved) == 1 and "192.0.2.0/24" in check_moved.stdout, check_moved.stdout[-3000:]
+    assert ra.get_profile(profileId=profile["profileId"])["profile"]["sessionPolicy"] == profile["sessionPolicy"]
+
     # What the setup is for: a host certificate of the own CA with OU=Innovation gets the role's credentials.
     key = ec.generate_private_key(ec.SECP256R1())
     cert = issue_client_cert(file_ca, key.public_key(), subject={"OU": "Innovation", "CN": "host1"}, record=False)
@@ -93,6 +99,16 @@ def test_aws_setup_playbook(setup_vars, admin_env, boto, moto_server, ra_endpoin
                        aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key,
                        aws_session_token=creds.session_token)
     assert sts.get_caller_identity()["Arn"].startswith("arn:aws:sts::123456789012:assumed-role/seed-rolesanywhere/")
+
+
+@pytest.mark.slow
+def test_aws_setup_with_private_ca(setup_vars, admin_env, boto, private_ca):
+    pca_vars = dict(setup_vars, aws_setup_name="pca", aws_setup_ca_bundle_path="", aws_setup_acm_pca_arn=private_ca[0],
+                    aws_setup_output_file="")
+    assert changed_count(run_playbook(PLAYBOOK, extra_vars=pca_vars, env=admin_env)) >= 3
+    [anchor] = [a for a in boto("rolesanywhere").list_trust_anchors()["trustAnchors"] if a["name"] == "pca-trust-anchor"]
+    assert anchor["source"] == {"sourceType": "AWS_ACM_PCA", "sourceData": {"acmPcaArn": private_ca[0]}}
+    assert changed_count(run_playbook(PLAYBOOK, extra_vars=pca_vars, env=admin_env)) == 0
 
 
 def test_aws_setup_needs_one_trust_anchor_source(setup_vars, admin_env, boto):
