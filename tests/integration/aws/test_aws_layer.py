@@ -122,3 +122,13 @@ def test_duration_bounds():
     for bad in (899, 43201):
         with pytest.raises(_aws.AWSError, match="900..43200"):
             _aws.check_duration(bad)
+
+
+def test_credentials_never_appear_in_results(ra_conn, moto_server):
+    secret, token = moto_server.admin.secret_access_key, "session-token-value-7c1e"
+    args = dict(ra_conn, name="no-log-probe", state="absent", session_token=token)
+    result = run_module("rolesanywhere_trust_anchor", args)
+    assert not result.failed, result  # the endpoint accepts the call; the token is only signed into it
+    for value in (secret, token, moto_server.admin.access_key_id):
+        assert value not in result["raw_stdout"]
+    assert result["invocation"]["module_args"]["secret_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
