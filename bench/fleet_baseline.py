@@ -125,7 +125,8 @@ def main():
         sys.exit("fleet_baseline: needs root (the local fleet uses network namespaces)")
     started = time.monotonic()
     with local_fleet(args.hosts) as inventory:
-        print(f"fleet of {args.hosts} hosts ssh-ready in {time.monotonic() - started:.1f} s; forks={args.forks}")
+        print(f"fleet of {args.hosts} hosts ssh-ready in {time.monotonic() - started:.1f} s; forks={args.forks}; "
+              f"load average {' '.join(f'{load:.1f}' for load in os.getloadavg())} (other work skews the figures)")
         figures = baseline_play(inventory, args.forks)
     print(figures.summary("baseline (5 tasks, no facts, cold SSH masters)"))
     print(f"per host-task: {figures.machine_cpu_seconds / (5 * figures.hosts):.2f} CPU-s; "

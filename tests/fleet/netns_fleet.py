@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -104,6 +105,14 @@ exec /usr/sbin/sshd -D -e
 
 class FleetError(Exception):
     """A fleet operation failed; the message says what and where to look."""
+
+
+def code_digest():
+    """Identifies the fleet code a supervisor runs (a long-lived supervisor keeps the code it started with)."""
+    digest = hashlib.sha256()
+    for path in (Path(__file__).resolve(), INNER_SCRIPT):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def netns_name(index):
@@ -357,6 +366,7 @@ class Supervisor:
         self.forwarding_at_setup = None
         self.nspawn_dir_existed = None  # whether systemd-nspawn's runtime dir predates our first systemd host
         self.idle_since = time.monotonic()
+        self.code_digest = code_digest()
         self._load_state()
 
     # --- persistent state
@@ -649,6 +659,7 @@ class Supervisor:
     def status(self):
         return {
             "supervisor_pid": os.getpid(),
+            "code_digest": self.code_digest,
             "hosts": [h.to_json() for h in sorted(self.hosts.values(), key=lambda h: h.index)],
             "forwarding_at_setup": self.forwarding_at_setup,
             "forwarding_now": read_forwarding(),
@@ -958,6 +969,9 @@ def main(argv=None):
                         print(f"leftover {kind}: {found}")
             else:
                 print(f"supervisor pid {state['supervisor_pid']}; forwarding {state['forwarding_now']}")
+                if state.get("code_digest") != code_digest():
+                    print("note: the supervisor runs an older netns_fleet.py/host_init.sh; "
+                          "it picks up the new code when it restarts (it exits when no host runs)")
                 for h in state["hosts"]:
                     print(f"{h['name']}\t{h['address']}\t{'running' if h['running'] else 'stopped'}\t"
                           f"{'systemd' if h['systemd'] else 'sshd'}\tpid {h['pid']}")
