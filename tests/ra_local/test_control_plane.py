@@ -17,14 +17,9 @@ from tests.ra_local.client import create_session
 from tests.ra_local.pki import CA
 from tests.support.aws import provision
 
-CALLED = set()
-
-
 @pytest.fixture(scope="module")
 def ra(ra_endpoint):
-    client = ra_endpoint.client()
-    client.meta.events.register("after-call.rolesanywhere", lambda model, **_: CALLED.add(model.name))
-    return client
+    return ra_endpoint.client()
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +237,51 @@ def test_acm_pca_trust_anchor_reads_the_private_ca(ra, moto_server):
     ra.delete_trust_anchor(trustAnchorId=anchor["trustAnchorId"])
 
 
-def test_every_model_operation_was_exercised():
-    """Runs last in this module: boto3 has called every operation botocore's model defines."""
+def test_boto3_reaches_every_model_operation(ra_endpoint, ca):
+    """One pass over every operation botocore's model defines, each answered with its modelled status."""
+    client = ra_endpoint.client()
+    seen = {}
+    client.meta.events.register(
+        "after-call.rolesanywhere", lambda model, http_response, **_: seen.__setitem__(model.name, http_response.status_code))
+    source = {"sourceType": "CERTIFICATE_BUNDLE", "sourceData": {"x509CertificateData": ca.pem}}
+    anchor = client.create_trust_anchor(name="tour", source=source)["trustAnchor"]
+    anchor_id = anchor["trustAnchorId"]
+    client.get_trust_anchor(trustAnchorId=anchor_id)
+    client.update_trust_anchor(trustAnchorId=anchor_id, name="tour2")
+    client.enable_trust_anchor(trustAnchorId=anchor_id)
+    client.disable_trust_anchor(trustAnchorId=anchor_id)
+    client.list_trust_anchors()
+    client.put_notification_settings(trustAnchorId=anchor_id, notificationSettings=[
+        {"enabled": True, "event": "END_ENTITY_CERTIFICATE_EXPIRY", "threshold": 20}])
+    client.reset_notification_settings(trustAnchorId=anchor_id, notificationSettingKeys=[
+        {"event": "END_ENTITY_CERTIFICATE_EXPIRY"}])
+    profile_id = client.create_profile(name="tour", roleArns=[])["profile"]["profileId"]
+    client.get_profile(profileId=profile_id)
+    client.update_profile(profileId=profile_id, durationSeconds=900)
+    client.enable_profile(profileId=profile_id)
+    client.disable_profile(profileId=profile_id)
+    client.list_profiles()
+    client.put_attribute_mapping(profileId=profile_id, certificateField="x509Issuer", mappingRules=[{"specifier": "CN"}])
+    client.delete_attribute_mapping(profileId=profile_id, certificateField="x509Issuer")
+    crl_id = client.import_crl(name="tour", crlData=ca.crl([5]), trustAnchorArn=anchor["trustAnchorArn"])["crl"]["crlId"]
+    client.get_crl(crlId=crl_id)
+    client.update_crl(crlId=crl_id, name="tour2")
+    client.enable_crl(crlId=crl_id)
+    client.disable_crl(crlId=crl_id)
+    client.list_crls()
+    client.tag_resource(resourceArn=anchor["trustAnchorArn"], tags=[{"key": "a", "value": "b"}])
+    client.list_tags_for_resource(resourceArn=anchor["trustAnchorArn"])
+    client.untag_resource(resourceArn=anchor["trustAnchorArn"], tagKeys=["a"])
+    status, session = create_session(ra_endpoint, *ca.issue(cn="tour.example.test"), provision(ra_endpoint, ca.pem))
+    assert status == 201
+    listed = [s["subjectArn"] for page in client.get_paginator("list_subjects").paginate() for s in page["subjects"]]
+    assert session["subjectArn"] in listed
+    client.get_subject(subjectId=session["subjectArn"].rsplit("/", 1)[1])
+    client.delete_crl(crlId=crl_id)
+    client.delete_profile(profileId=profile_id)
+    client.delete_trust_anchor(trustAnchorId=anchor_id)
+
     model = botocore.session.get_session().get_service_model("rolesanywhere")
-    assert set(model.operation_names) - CALLED == set()
+    assert set(model.operation_names) - set(seen) == set()
+    for name, status in seen.items():
+        assert status == model.operation_model(name).http.get("responseCode", 200), name
