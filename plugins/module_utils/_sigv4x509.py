@@ -20,7 +20,7 @@ import datetime
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from collections import namedtuple
 from urllib.parse import quote, urlsplit
 
 from cryptography import x509
@@ -73,13 +73,8 @@ class ResponseError(RolesAnywhereError):
     """The endpoint answered success but the body is not a usable CreateSession response."""
 
 
-@dataclass(frozen=True)
-class Arn:
-    partition: str
-    service: str
-    region: str
-    account: str
-    resource: str
+# dataclasses would cost the cold start of every credential_process call ~7 ms (it imports inspect).
+Arn = namedtuple("Arn", "partition service region account resource")
 
 
 def parse_arn(value: str, what: str) -> Arn:
@@ -180,19 +175,20 @@ def request_body(duration_seconds: int = DEFAULT_DURATION, role_session_name: st
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
-@dataclass
 class SignedRequest:
     """Everything needed to send one CreateSession request, plus what was signed (for tests and debugging)."""
 
-    query: str
-    headers: dict
-    body: bytes
-    canonical_request: str
-    string_to_sign: str
-    algorithm: str = ""
-    scope: str = ""
-    signed_headers: str = ""
-    serial: int = 0
+    def __init__(self, query, headers, body, canonical_request, string_to_sign, *, algorithm, scope,
+                 signed_headers, serial):
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.canonical_request = canonical_request
+        self.string_to_sign = string_to_sign
+        self.algorithm = algorithm
+        self.scope = scope
+        self.signed_headers = signed_headers
+        self.serial = serial
 
 
 def session_query(trust_anchor_arn: str, profile_arn: str, role_arn: str) -> str:
@@ -333,20 +329,23 @@ def check_validity(certificate: x509.Certificate, now: datetime.datetime | None 
 
 # ---------------------------------------------------------------- the client
 
-@dataclass
 class Session:
-    """A parsed CreateSession response (``credentialSet[0]``)."""
+    """A parsed CreateSession response (``credentialSet[0]``); ``expiration`` is verbatim from the service."""
 
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    expiration: str  # verbatim from the service, e.g. 2026-11-28T12:00:00Z
-    assumed_role_arn: str = ""
-    assumed_role_id: str = ""
-    role_arn: str = ""
-    source_identity: str = ""
-    subject_arn: str = ""
-    extra: dict = field(default_factory=dict)
+    def __init__(self, access_key_id, secret_access_key, session_token, expiration, assumed_role_arn="",
+                 assumed_role_id="", role_arn="", source_identity="", subject_arn=""):
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.session_token = session_token
+        self.expiration = expiration
+        self.assumed_role_arn = assumed_role_arn
+        self.assumed_role_id = assumed_role_id
+        self.role_arn = role_arn
+        self.source_identity = source_identity
+        self.subject_arn = subject_arn
+
+    def __repr__(self):  # never the secrets
+        return f"Session(access_key_id={self.access_key_id!r}, expiration={self.expiration!r})"
 
     def expiration_datetime(self) -> datetime.datetime:
         return parse_timestamp(self.expiration)
