@@ -8,7 +8,8 @@
   connection errors; any other failure becomes ``AWSError`` (code + message) exactly once.
 - ``ensure_state``: the describe / ensure_present / ensure_absent shape shared by the resource modules,
   with check mode (predicted result, no mutating calls) and diff {before, after}.
-- Helpers: tags, IAM policy documents, durations, CRLs checked against a trust anchor's CA.
+- Helpers: tags, IAM policy documents, durations, CRLs checked against a trust anchor's CA. Modules return
+  explicit snake_case views of the resources (the same dicts they compare and diff), not converted API records.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import random
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 try:
     import boto3
@@ -103,7 +105,7 @@ def is_retryable(exc):
     return False
 
 
-def jittered_backoff(call, retries=8, base_delay=0.5, max_delay=20.0, retry_codes=(), sleep=time.sleep):
+def jittered_backoff(call, retries=8, base_delay=0.5, max_delay=20.0, retry_codes=()):
     """Run ``call()``; on a retryable error sleep a full-jitter delay (uniform in 0..min(max, base*2^n)) and retry.
 
     ``retry_codes`` adds service-specific codes (e.g. ``RequestInProgressException`` while waiting).
@@ -117,7 +119,7 @@ def jittered_backoff(call, retries=8, base_delay=0.5, max_delay=20.0, retry_code
         except botocore.exceptions.ClientError as exc:
             if attempt == retries or not (is_retryable(exc) or error_code(exc) in retry_codes):
                 raise
-        sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
+        time.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
 
 
 def to_aws_error(exc, operation):
@@ -288,15 +290,6 @@ def run_resource_module(module, resource, result_key):
 # ---- conversions --------------------------------------------------------------------------------------------
 
 
-def snake_dict(value, keep=("tags",)):
-    """camelCase / PascalCase keys to snake_case, recursively, except the values under ``keep`` keys."""
-    value = dict(value)
-    kept = {k: value.pop(k) for k in keep if k in value}
-    out = camel_dict_to_snake_dict(value)
-    out.update(kept)
-    return out
-
-
 def tag_list_to_dict(tags, key="key", value="value"):
     return {t[key]: t.get(value, "") for t in tags or []}
 
@@ -392,8 +385,6 @@ def arn_resource_name(arn, kind):
 
 def load_certificates(pem, what):
     """All certificates of a PEM bundle; AWSError when there are none or one does not parse."""
-    from cryptography import x509
-
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         certs = x509.load_pem_x509_certificates(data)
@@ -404,8 +395,6 @@ def load_certificates(pem, what):
 
 def load_crl(data, what="crl"):
     """A CRL from PEM or DER bytes."""
-    from cryptography import x509
-
     data = data.encode() if isinstance(data, str) else data
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
@@ -442,8 +431,6 @@ def colon_hex(number):
 
 def certificate_summaries(certs):
     """What identifies each certificate in a diff: subject, SHA-256 fingerprint and expiry."""
-    from cryptography.hazmat.primitives import hashes
-
     return [
         {
             "subject": cert.subject.rfc4514_string(),

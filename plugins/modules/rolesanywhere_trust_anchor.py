@@ -122,6 +122,8 @@ error:
   type: dict
 """
 
+from cryptography import x509
+
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (
     TAGS_ARGSPEC,
     AWSError,
@@ -172,8 +174,6 @@ class TrustAnchor(Resource):
                 "ValidationException",
             )
         self.certs = load_certificates(bundle, "certificate_bundle")
-        from cryptography import x509
-
         for cert in self.certs:
             try:
                 is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
