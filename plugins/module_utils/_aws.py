@@ -171,7 +171,7 @@ class RetryingClient:
             raise to_aws_error(exc, self.raw.meta.method_to_api_mapping.get(operation, operation)) from None
 
 
-def client_factory(params, service):
+def client_factory(params, service, retries=8):
     """A RetryingClient for ``service`` from connection parameters (the AWS_CONNECTION_ARGSPEC keys)."""
     endpoint = (params.get("endpoint_urls") or {}).get(service)
     if endpoint is None and params.get("_primary_service") == service:
@@ -187,7 +187,8 @@ def client_factory(params, service):
             profile_name=params.get("profile"),
             region_name=params.get("region"),
         )
-        return RetryingClient(session.client(service, endpoint_url=endpoint or None, verify=verify, config=config))
+        client = session.client(service, endpoint_url=endpoint or None, verify=verify, config=config)
+        return RetryingClient(client, retries)
     except botocore.exceptions.BotoCoreError as exc:
         raise to_aws_error(exc, f"creating the {service} client") from None
 
@@ -207,15 +208,16 @@ class AWSModule(AnsibleModule):
         self.service = service
         self._clients = {}
 
-    def client(self, service=None):
-        service = service or self.service
-        if service not in self._clients:
+    def client(self, service=None, retries=8):
+        """A RetryingClient for ``service`` (default: the module's own); fewer ``retries`` for optional calls."""
+        key = (service or self.service, retries)
+        if key not in self._clients:
             params = dict(self.params, _primary_service=self.service)
             try:
-                self._clients[service] = client_factory(params, service)
+                self._clients[key] = client_factory(params, key[0], retries)
             except AWSError as exc:
                 self.fail_aws(exc)
-        return self._clients[service]
+        return self._clients[key]
 
     def fail_aws(self, exc, **result):
         result.update(exc.as_result())

@@ -239,8 +239,9 @@ class RolesAnywhereRole(Resource):
         }
 
     def predicted_arn(self):
+        """The ARN a new role will get, from the caller's account; None when STS does not answer at once."""
         try:
-            caller = self.module.client("sts").get_caller_identity()["Arn"]
+            caller = self.module.client("sts", retries=1).get_caller_identity()["Arn"]
         except AWSError:
             return None
         partition, account = caller.split(":")[1], caller.split(":")[4]
