@@ -30,6 +30,10 @@ def parse_args(argv):
         "--fixed-time",
         help="verify CreateSession as if now were this instant (YYYYMMDDTHHMMSSZ); for replaying captured requests",
     )
+    parser.add_argument(
+        "--strict-algorithm", action="store_true",
+        help="refuse AWS4-X509-*-SHA384/SHA512 names (iam-rolesanywhere-session sends them for SHA-384/512-signed certificates)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     if args.host in ("", "0.0.0.0", "::"):
@@ -60,7 +64,7 @@ def main(argv=None):
     control = ControlPlane(store, args.region, args.account, aws)
     fixed = args.fixed_time
     clock = (lambda: fixed) if fixed else (lambda: datetime.now(timezone.utc))
-    app = App(ServiceModel(), control, CreateSession(control, aws, clock, args.clock_skew))
+    app = App(ServiceModel(), control, CreateSession(control, aws, clock, args.clock_skew, args.strict_algorithm))
 
     tls = None
     if args.tls_cert:

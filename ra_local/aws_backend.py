@@ -62,7 +62,10 @@ class AwsBackend:
         try:
             return self.pca.get_certificate_authority_certificate(CertificateAuthorityArn=pca_arn)["Certificate"]
         except ClientError as exc:
-            raise ValidationError(f"acmPcaArn {pca_arn}: the Private CA's certificate cannot be read ({exc.response['Error']['Code']}: {exc.response['Error']['Message']})") from None
+            error = exc.response["Error"]
+            raise ValidationError(
+                f"acmPcaArn {pca_arn}: the Private CA's certificate cannot be read ({error['Code']}: {error['Message']})"
+            ) from None
         except BotoCoreError as exc:
             raise UnavailableError(f"ACM PCA at {self.endpoint} is unreachable: {exc}") from None
 

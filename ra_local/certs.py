@@ -79,7 +79,10 @@ def check_end_entity(cert, now):
     if constraints is None:
         raise AccessDeniedError(f"{UNTRUSTED}: certificate {name} has no basicConstraints extension (CA:FALSE required)")
     if constraints.ca:
-        raise AccessDeniedError(f"{UNTRUSTED}: certificate {name} is a CA certificate (basicConstraints CA:TRUE); an end-entity certificate (CA:FALSE) is required")
+        raise AccessDeniedError(
+            f"{UNTRUSTED}: certificate {name} is a CA certificate (basicConstraints CA:TRUE); "
+            "an end-entity certificate (CA:FALSE) is required"
+        )
     usage = _extension(cert, ExtensionOID.KEY_USAGE)
     if usage is None or not usage.digital_signature:
         raise AccessDeniedError(f"{UNTRUSTED}: certificate {name} lacks keyUsage digitalSignature")

@@ -18,15 +18,17 @@ log = logging.getLogger("ra_local")
 
 
 class CreateSession:
-    def __init__(self, control, aws, clock, clock_skew):
+    def __init__(self, control, aws, clock, clock_skew, strict_algorithm=False):
         self.control = control
         self.aws = aws
         self.clock = clock
         self.clock_skew = clock_skew
+        self.strict_algorithm = strict_algorithm
 
     def __call__(self, path, raw_query, headers, body):
         now = self.clock()
-        verified = signature.verify("POST", path, raw_query, headers, body, self.control.region, now, self.clock_skew)
+        verified = signature.verify("POST", path, raw_query, headers, body, self.control.region, now, self.clock_skew,
+                                    self.strict_algorithm)
         leaf = verified.leaf
         request = self._request_fields(raw_query, body)
         anchor, profile, crls = self._resources(request)
@@ -82,11 +84,16 @@ class CreateSession:
             try:
                 anchor = dict(control.find(data, "trustAnchors", request["trustAnchorArn"]))
             except NotFoundError:
-                raise AccessDeniedError(f"Trust anchor {request['trustAnchorArn']} does not exist in account {control.account}, region {control.region}") from None
+                raise AccessDeniedError(
+                    f"Trust anchor {request['trustAnchorArn']} does not exist in account {control.account}, "
+                    f"region {control.region}"
+                ) from None
             try:
                 profile = dict(control.find(data, "profiles", request["profileArn"]))
             except NotFoundError:
-                raise AccessDeniedError(f"Profile {request['profileArn']} does not exist in account {control.account}, region {control.region}") from None
+                raise AccessDeniedError(
+                    f"Profile {request['profileArn']} does not exist in account {control.account}, region {control.region}"
+                ) from None
             crls = [
                 (crl["name"], certs.load_crl(base64.b64decode(crl["crlData"])))
                 for crl in data["crls"].values()

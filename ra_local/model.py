@@ -14,6 +14,7 @@ from botocore.loaders import Loader
 from ra_local.errors import ValidationError
 
 SERVICE = "rolesanywhere"
+CONSTRAINT = "failed to satisfy constraint: Member must"
 
 
 class Operation:
@@ -130,9 +131,9 @@ def _validate(shapes, value, shape_name, path, problems):
             problems.append(f"Value at '{where}' must be an integer")
             return
         if "min" in shape and value < shape["min"]:
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value greater than or equal to {shape['min']}")
+            problems.append(f"Value '{value}' at '{where}' {CONSTRAINT} have value greater than or equal to {shape['min']}")
         if "max" in shape and value > shape["max"]:
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value less than or equal to {shape['max']}")
+            problems.append(f"Value '{value}' at '{where}' {CONSTRAINT} have value less than or equal to {shape['max']}")
     elif kind == "boolean":
         if not isinstance(value, bool):
             problems.append(f"Value at '{where}' must be a boolean")
@@ -149,9 +150,9 @@ def _validate(shapes, value, shape_name, path, problems):
 
 def _check_length(shape, length, value, where, problems):
     if "min" in shape and length < shape["min"]:
-        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have length greater than or equal to {shape['min']}")
+        problems.append(f"Value '{value}' at '{where}' {CONSTRAINT} have length greater than or equal to {shape['min']}")
     if "max" in shape and length > shape["max"]:
-        problems.append(f"Value at '{where}' failed to satisfy constraint: Member must have length less than or equal to {shape['max']}")
+        problems.append(f"Value at '{where}' {CONSTRAINT} have length less than or equal to {shape['max']}")
 
 
 def _join(path, name):

@@ -6,6 +6,7 @@ implementations are checked against each other only through AWS's captured reque
 import base64
 import binascii
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote_to_bytes
@@ -19,12 +20,17 @@ from ra_local.errors import AccessDeniedError
 
 SERVICE = "rolesanywhere"
 KEY_TYPES = {
-    "AWS4-X509-RSA-SHA256": rsa.RSAPublicKey,
-    "AWS4-X509-ECDSA-SHA256": ec.EllipticCurvePublicKey,
+    f"AWS4-X509-{kind}-{digest}": key_type
+    for kind, key_type in (("RSA", rsa.RSAPublicKey), ("ECDSA", ec.EllipticCurvePublicKey))
+    for digest in ("SHA256", "SHA384", "SHA512")
 }
+# iam-rolesanywhere-session names the algorithm after the certificate's signature hash while always signing
+# with SHA-256 (protocol notes §4.4); whether AWS accepts those names is unverified, so they are flagged.
+STANDARD_ALGORITHMS = ("AWS4-X509-RSA-SHA256", "AWS4-X509-ECDSA-SHA256")
 REQUIRED_SIGNED = ("host", "x-amz-date", "x-amz-x509")
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 INVALID = "Invalid signature"
+log = logging.getLogger("ra_local")
 
 
 @dataclass
@@ -91,25 +97,32 @@ def _decode_certificate(text, what):
         raise AccessDeniedError(f"{INVALID}: {what} is not a base64 DER certificate ({exc})") from None
 
 
-def verify(method, path, raw_query, headers, body, region, now, clock_skew):
+def verify(method, path, raw_query, headers, body, region, now, clock_skew, strict_algorithm=False):
     """Check a CreateSession request's signature as AWS does (protocol §4.9 steps 1-4).
 
-    ``headers`` is the list of (name, value) pairs as received; ``body`` the de-chunked body.
+    ``headers`` is the list of (name, value) pairs as received; ``body`` the de-chunked body. The signature
+    is always SHA-256; ``strict_algorithm`` refuses algorithm names with another hash, else they are logged.
     Raises AccessDeniedError naming the failed check.
     """
     authorization = _header_values(headers, "authorization")
     if len(authorization) != 1:
         raise AccessDeniedError(f"{INVALID}: expected one Authorization header, got {len(authorization)}")
     algorithm, fields = _parse_authorization(authorization[0])
-    if algorithm not in KEY_TYPES:
-        raise AccessDeniedError(f"{INVALID}: unsupported algorithm '{algorithm}' (expected one of {', '.join(KEY_TYPES)})")
+    if algorithm not in KEY_TYPES or (strict_algorithm and algorithm not in STANDARD_ALGORITHMS):
+        accepted = STANDARD_ALGORITHMS if strict_algorithm else KEY_TYPES
+        raise AccessDeniedError(f"{INVALID}: unsupported algorithm '{algorithm}' (expected one of {', '.join(accepted)})")
+    if algorithm not in STANDARD_ALGORITHMS:
+        log.warning("algorithm name %s is not one AWS documents; verifying it as SHA-256 (--strict-algorithm refuses it)", algorithm)
 
     scope_parts = fields["Credential"].split("/")
     if len(scope_parts) != 5:
         raise AccessDeniedError(f"{INVALID}: Credential must be <serial>/<date>/<region>/{SERVICE}/aws4_request")
     serial, scope_date, scope_region, scope_service, terminator = scope_parts
     if scope_service != SERVICE or terminator != "aws4_request":
-        raise AccessDeniedError(f"{INVALID}: credential scope names service '{scope_service}' / '{terminator}', expected '{SERVICE}' / 'aws4_request'")
+        raise AccessDeniedError(
+            f"{INVALID}: credential scope names service '{scope_service}' / '{terminator}', "
+            f"expected '{SERVICE}' / 'aws4_request'"
+        )
     if scope_region != region:
         raise AccessDeniedError(f"{INVALID}: credential scope region '{scope_region}' is not this endpoint's region '{region}'")
 
@@ -146,7 +159,9 @@ def verify(method, path, raw_query, headers, body, region, now, clock_skew):
 
     leaf = _decode_certificate(_header_values(headers, "x-amz-x509")[0], "X-Amz-X509")
     if serial != str(leaf.serial_number):
-        raise AccessDeniedError(f"{INVALID}: Credential serial {serial} is not the X-Amz-X509 certificate's serial {leaf.serial_number} (decimal)")
+        raise AccessDeniedError(
+            f"{INVALID}: Credential serial {serial} is not the X-Amz-X509 certificate's serial {leaf.serial_number} (decimal)"
+        )
     chain = []
     for value in _header_values(headers, "x-amz-x509-chain"):
         chain += [_decode_certificate(item, "X-Amz-X509-Chain entry") for item in value.split(",") if item.strip()]
@@ -168,5 +183,7 @@ def verify(method, path, raw_query, headers, body, region, now, clock_skew):
         else:
             public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
-        raise AccessDeniedError(f"{INVALID}: the signature does not verify with the X-Amz-X509 certificate's key over the canonical request") from None
+        raise AccessDeniedError(
+            f"{INVALID}: the signature does not verify with the X-Amz-X509 certificate's key over the canonical request"
+        ) from None
     return VerifiedRequest(leaf=leaf, chain=chain, signed_at=signed_at)

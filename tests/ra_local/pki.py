@@ -59,7 +59,7 @@ class CA:
         return pem(self.cert)
 
     def issue(self, cn="host1.example.test", ou="Fleet", key_kind="ec", serial=None, ca=False,
-              digital_signature=True, basic_constraints=True, key_usage=True,
+              digital_signature=True, basic_constraints=True, key_usage=True, hash_algorithm=None,
               not_before=None, not_after=None, dns=None):
         """(certificate, private key) for a leaf; each keyword can break one end-entity rule."""
         key = new_key(key_kind)
@@ -74,7 +74,7 @@ class CA:
             builder = builder.add_extension(_usage(digital_signature=digital_signature), critical=True)
         if dns:
             builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
-        return builder.sign(self.key, hashes.SHA256()), key
+        return builder.sign(self.key, hash_algorithm or hashes.SHA256()), key
 
     def issue_sha1(self, cn="sha1.example.test"):
         """(certificate, private key) of an otherwise valid leaf signed with ecdsa-with-SHA1 / sha1WithRSA."""

@@ -8,7 +8,7 @@ from iam_rolesanywhere_session import IAMRolesAnywhereSession
 
 from tests.ra_local.client import create_session
 from tests.ra_local.pki import CA, key_pem, pem
-from tests.support.aws import provision
+from tests.support.aws import provision, start_ra_local, write_tls_files
 
 LIST_BUCKETS_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
 
@@ -48,6 +48,36 @@ def test_pypi_client_gets_credentials_that_moto_enforces(ra_endpoint_tls, moto_s
     with pytest.raises(s3.exceptions.ClientError) as denied:
         s3.create_bucket(Bucket=f"denied-{key_kind}")
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_hash_named_algorithm_is_flagged_or_refused(ra_endpoint_tls, moto_server, tmp_path):
+    """iam-rolesanywhere-session names the algorithm after the leaf's hash (here AWS4-X509-ECDSA-SHA384) and
+    signs with SHA-256: accepted and logged by default, refused with --strict-algorithm."""
+    from cryptography.hazmat.primitives import hashes
+    from iam_rolesanywhere_session import CredentialsRetrievalError
+
+    ca = CA("sha384 CA")
+    cert, key = ca.issue(cn="sha384.example.test", hash_algorithm=hashes.SHA384())
+
+    def caller_arn(endpoint):
+        arns = provision(endpoint, ca.pem)
+        session = IAMRolesAnywhereSession(
+            profile_arn=arns["profile_arn"], role_arn=arns["role_arn"], trust_anchor_arn=arns["trust_anchor_arn"],
+            certificate=pem(cert).encode(), private_key=key_pem(key).encode(), region=endpoint.region,
+            endpoint=f"{endpoint.host}:{endpoint.port}", verify=endpoint.ca_file, session_duration=900,
+        ).get_session()
+        return session.client("sts", endpoint_url=moto_server.endpoint).get_caller_identity()["Arn"]
+
+    assert caller_arn(ra_endpoint_tls).endswith(f"/{cert.serial_number:x}")
+    assert "algorithm name AWS4-X509-ECDSA-SHA384 is not one AWS documents" in ra_endpoint_tls.log()
+
+    strict = start_ra_local(moto_server, tmp_path, tls=write_tls_files(tmp_path / "tls"), strict_algorithm=True)
+    try:
+        with pytest.raises(CredentialsRetrievalError) as refused:
+            caller_arn(strict)
+    finally:
+        strict.stop()
+    assert refused.value.status_code == 403 and "unsupported algorithm 'AWS4-X509-ECDSA-SHA384'" in refused.value.message
 
 
 def test_response_shape_and_session_name(ra_endpoint, moto_server, ca, arns):

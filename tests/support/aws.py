@@ -169,7 +169,8 @@ class RaEndpoint:
         stop_process(self.proc)
 
 
-def start_ra_local(moto, workdir, host=BIND_HOST, tls=None, state=None, clock_skew=None, fixed_time=None):
+def start_ra_local(moto, workdir, host=BIND_HOST, tls=None, state=None, clock_skew=None, fixed_time=None,
+                   strict_algorithm=False):
     """Start ``python -m ra_local`` against ``moto``; ``tls`` = (cert_path, key_path, ca_path) for HTTPS."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +185,8 @@ def start_ra_local(moto, workdir, host=BIND_HOST, tls=None, state=None, clock_sk
         argv += ["--clock-skew", str(clock_skew)]
     if fixed_time:
         argv += ["--fixed-time", fixed_time]
+    if strict_algorithm:
+        argv.append("--strict-algorithm")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=moto.service.access_key_id, AWS_SECRET_ACCESS_KEY=moto.service.secret_access_key,
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, PYTHONPATH=str(REPO))
