@@ -167,6 +167,7 @@ class RaEndpoint:
 
     def stop(self):
         stop_process(self.proc)
+        self.proc.stdout.close()
 
 
 def start_ra_local(moto, workdir, host=BIND_HOST, tls=None, state=None, clock_skew=None, fixed_time=None,
