@@ -16,6 +16,7 @@ def test_state_survives_a_sigterm_restart(moto_server, tmp_path):
                                     tags=[{"key": "k", "value": "v"}])["profile"]
     os.kill(endpoint.pid, signal.SIGTERM)
     assert endpoint.proc.wait(10) == 0
+    endpoint.stop()  # already exited: only releases its stdout pipe
     assert oct(state.stat().st_mode & 0o777) == "0o600"
 
     restarted = start_ra_local(moto_server, tmp_path, state=state)
