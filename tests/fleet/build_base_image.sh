@@ -23,8 +23,9 @@ HOST_PACKAGES=(
 # debootstrap does not resolve virtual packages: name their providers (python3-ply provides the
 # python3-ply-lex-3.10/python3-ply-yacc-3.10 that python3-pycparser, via libtpm2-pkcs11-tools, needs).
 VIRTUAL_PROVIDERS=(python3-ply)
-# Hosts' Python is Debian's 3.11; cryptography comes from apt (python3-cryptography).
-HOST_WHEELS=(python-pkcs11==0.10.1 asn1crypto==1.5.1)
+# Hosts' Python is Debian's 3.11. cryptography comes from the wheelhouse too: Debian 12's python3-cryptography
+# (38) lacks APIs the collection's host-side code uses (the roles install into an isolated virtualenv).
+HOST_WHEELS=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12)
 # Bump when the post-processing below changes, to force a rebuild.
 IMAGE_REVISION=1
 

@@ -97,6 +97,7 @@ class LocalSite:
             "enrol_ca_cert_path": str(self.ca_directory / "ca.pem"),
             "enrol_ca_key": {"path": str(self.ca_directory / "ca.key"), "passphrase": CA_PASSPHRASE},
             "enrol_cert_validity_days": 30,
+            "enrol_cert_renew_before_days": 10,
             "enrol_helper_impl": "python",
             "enrol_trust_anchor_arn": self.arns["trust_anchor_arn"],
             "enrol_profile_arn": self.arns["profile_arn"],
@@ -104,7 +105,7 @@ class LocalSite:
             "enrol_region": self.moto.region,
             "enrol_endpoint": self.ra.url,
             "enrol_sts_endpoint": self.gate.url,
-            "enrol_credential_profiles": [{"user": "root", "profile": "ra"}],
+            "enrol_credential_profiles": [{"user": "{{ enrol_token_user }}", "profile": "ra"}],
         }
         values.update(overrides)
         return values

@@ -1,0 +1,93 @@
+"""`make demo`: the main job on a local fleet, start to finish, then everything torn down.
+
+Three network-namespace SSH hosts (tests/fleet), a local site on the fleet bridge (moto + aws_gate + ra_local,
+the own CA from role ``ca``, the AWS side from ``aws_setup.yml``), then ``enrol.yml``; per host the assumed-role
+ARN obtained through the wired credential_process and the seed's S3 outcomes; then ``report.yml``.
+"""
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.fleet import netns_fleet
+from tests.site import ALLOWED_BUCKET, OTHER_BUCKET, LocalSite
+from tests.support.ansible import REPO, ansible_env
+
+HOSTS = 3
+
+
+def banner(text):
+    print(f"\n=== {text}", flush=True)
+
+
+def playbook(name, inventory, extra_vars=None):
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / name)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    subprocess.run(cmd, env=ansible_env(), check=True)
+
+
+def on_host(host, argv):
+    proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{host.address}", shlex.join(argv)],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def seed_outcomes(host, gate_url, inside_source_range):
+    aws = ["runuser", "-u", "root", "--", "aws", "--profile", "ra", "--endpoint-url", gate_url]
+    checks = [
+        ("sts get-caller-identity", aws + ["sts", "get-caller-identity", "--query", "Arn", "--output", "text"], True),
+        ("s3 ls", aws + ["s3", "ls"], inside_source_range),
+        (f"s3api put-object {ALLOWED_BUCKET}", aws + ["s3api", "put-object", "--bucket", ALLOWED_BUCKET, "--key", "x"], False),
+        (f"s3api list-objects {OTHER_BUCKET}", aws + ["s3api", "list-objects-v2", "--bucket", OTHER_BUCKET], False),
+    ]
+    for label, argv, expect_ok in checks:
+        rc, out = on_host(host, argv)
+        verdict = "allowed" if rc == 0 else "denied"
+        expected = "allowed" if expect_ok else "denied"
+        detail = out.splitlines()[-1] if out else ""
+        print(f"  {host.name:10} {label:36} {verdict:8} (expected {expected}) {detail[:90]}")
+        yield verdict == expected
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("make demo needs root (network namespaces, a bridge, nftables)")
+    workdir = Path(tempfile.mkdtemp(prefix="rolesanywhere-demo-"))
+    ok = True
+    banner(f"Starting {HOSTS} local fleet hosts")
+    hosts = netns_fleet.up(count=HOSTS, fresh=True, owner_pid=os.getpid())
+    try:
+        for host in hosts:
+            print(f"  {host.name} {host.address}")
+        # The seed's inline deny allows one source range: the first hosts are inside it, the last one is not.
+        inside = [f"{h.address}/32" for h in hosts[:-1]]
+        banner("Local site: moto + aws_gate + ra_local, own CA (role ca), AWS side (aws_setup.yml)")
+        with LocalSite(workdir / "site", allowed_source_ips=inside) as site:
+            print(f"  Roles Anywhere endpoint {site.ra.url}; STS/S3 {site.gate.url}")
+            print(f"  trust anchor {site.arns['trust_anchor_arn']}\n  profile      {site.arns['profile_arn']}\n"
+                  f"  role         {site.arns['role_arn']}")
+            inventory = netns_fleet.write_inventory(hosts, workdir / "inventory.yml", extra_vars=site.enrol_vars())
+            banner("enrol.yml")
+            playbook("enrol.yml", inventory)
+            banner("Credentials through each host's credential_process (profile ra), and the seed's policy outcomes")
+            for host in hosts:
+                inside_range = host is not hosts[-1]
+                if not inside_range:
+                    print(f"  {host.name:10} is outside the allowed source range: the inline deny refuses all of S3")
+                ok = all(seed_outcomes(host, site.gate.url, inside_range)) and ok
+            banner("report.yml")
+            playbook("report.yml", inventory, {"report_dir": str(workdir / "report")})
+            print(f"  report files: {workdir / 'report'}/report.json, report.csv")
+    finally:
+        banner("Tearing down the fleet and the site")
+        netns_fleet.remove([h.name for h in hosts])
+    print("\ndemo finished" + ("" if ok else " with unexpected outcomes"), flush=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
