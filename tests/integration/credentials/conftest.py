@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ansible import ensure_collection_link, run_playbook
-from tests.support.aws import moto_server, provision, ra_endpoint  # noqa: F401
+from tests.support.aws import moto_server, provision, ra_endpoint, ra_endpoint_tls  # noqa: F401
 from tests.support.ca import issue_client_cert, make_file_ca
 from tests.support.tokens import make_softhsm_token
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.ansible import run_module
+from tests.support.aws import provision
+from tests.support.tokens import make_softhsm_token
+
+from .conftest import ROLE_POLICY
 
 AWS_CLI = str(Path(sys.executable).parent / "aws")
 
@@ -141,3 +145,49 @@ def test_bad_input_is_one_line_and_exit_1(stand, installed_helper, tmp_path):
                                      str(stand.cert_path)), "--trust-anchor-arn is required")
     bad_flag = run_helper(installed_helper, stand, "credential-process", "--pkcs11-pin", "1")
     assert bad_flag.returncode == 1 and "unrecognized arguments: --pkcs11-pin" in bad_flag.stderr
+
+
+@pytest.mark.slow
+def test_aws_impl_line_over_tls_with_pin_value_and_ssl_cert_file(stand, installed_helper, ra_endpoint_tls, tmp_path):
+    """impl aws wiring (PIN as ?pin-value=, the endpoint's CA through SSL_CERT_FILE) is accepted by a helper with
+    aws_signing_helper's flags; AWS's binary is not available here, so the bundled helper stands in for it."""
+    arns = provision(ra_endpoint_tls, stand.ca.pem(), role_policy=ROLE_POLICY)
+    home = tmp_path / "home"
+    home.mkdir()
+    args = dict(user="root", config_path=str(home / ".aws" / "config"), profile="ra", impl="aws",
+                helper_path=str(installed_helper), certificate=str(stand.cert_path),
+                token_label=stand.token.token_label, key_label="ra-host", module_path=stand.token.module_path,
+                pin=stand.token.pin, token_env=dict(stand.token.env), endpoint=ra_endpoint_tls.url,
+                ca_bundle=ra_endpoint_tls.ca_file, region="us-east-1",
+                **{k: v for k, v in arns.items() if k != "role_name"})
+    assert run_module("aws_credential_process", args).changed
+    config = (home / ".aws" / "config").read_text()
+    assert f"pin-value={stand.token.pin}" in config and f"SSL_CERT_FILE={ra_endpoint_tls.ca_file}" in config
+    proc = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--profile", "ra", "--output", "json"],
+                          capture_output=True, text=True, env=cli_env(stand, home), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Arn"].startswith(f"arn:aws:sts::{stand.ra.account}:assumed-role/{arns['role_name']}/")
+
+    # Without the CA the TLS handshake fails: one line, exit 1.
+    helper_args = stand.helper_args(private_key=f"pkcs11:token={stand.token.token_label};object=ra-host"
+                                                f"?pin-value={stand.token.pin}")
+    helper_args[helper_args.index("--endpoint") + 1] = ra_endpoint_tls.url
+    assert_one_line_error(run_helper(installed_helper, stand, *helper_args), "cannot reach", "CERTIFICATE_VERIFY_FAILED")
+
+
+def test_certificate_and_key_both_on_the_token(stand, installed_helper, tmp_path):
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
+
+    token = make_softhsm_token(tmp_path / "token", label="ra-both")
+    with _pkcs11.open_token_session(token.spec(), rw=True) as session:
+        keypair = _pkcs11.generate_keypair(session, "both", "ec", curve="secp256r1")
+        cert = stand.issue(tmp_path / "both.pem", public_key=_pkcs11.public_key_of(keypair))
+        _pkcs11.store_certificate(session, cert, "both", keypair.key_id)
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(token.pin)
+    pin_file.chmod(0o600)
+    uri = f"pkcs11:token=ra-both;object=both?pin-source=file:{pin_file}"
+    args = stand.helper_args(certificate=uri, private_key=uri)
+    proc = run_helper(installed_helper, stand, *args, env=stand.env(**token.env))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["AccessKeyId"].startswith("ASIA")
