@@ -23,7 +23,7 @@ def changed_count(proc):
 @pytest.fixture
 def setup_vars(ra_endpoint, moto_server, file_ca, tmp_path):
     return {
-        "aws_setup_name": "seed",
+        "aws_setup_name": "awssideseed",
         "aws_setup_region": moto_server.region,
         "aws_setup_endpoint_url": ra_endpoint.url,
         "aws_setup_aws_endpoint_url": moto_server.endpoint,
@@ -47,25 +47,25 @@ def test_aws_setup_playbook(setup_vars, admin_env, boto, moto_server, ra_endpoin
 
     checked = run_playbook(PLAYBOOK, extra_vars=setup_vars, env=admin_env, args=["--check", "--diff"])
     assert changed_count(checked) >= 3
-    assert "seed-trust-anchor" not in [a["name"] for a in ra.list_trust_anchors()["trustAnchors"]]
-    assert "seed-rolesanywhere" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
-    assert "seed-profile" not in [p["name"] for p in ra.list_profiles()["profiles"]]
+    assert "awssideseed-trust-anchor" not in [a["name"] for a in ra.list_trust_anchors()["trustAnchors"]]
+    assert "awssideseed-rolesanywhere" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert "awssideseed-profile" not in [p["name"] for p in ra.list_profiles()["profiles"]]
     assert not (tmp_path / "aws_setup.json").exists()
     assert "NotIpAddress" in checked.stdout  # the diff shows the session policy that would be set
 
     applied = run_playbook(PLAYBOOK, extra_vars=setup_vars, env=admin_env)
     assert changed_count(applied) >= 4
     outputs = json.loads((tmp_path / "aws_setup.json").read_text())
-    [anchor] = [a for a in ra.list_trust_anchors()["trustAnchors"] if a["name"] == "seed-trust-anchor"]
-    [profile] = [p for p in ra.list_profiles()["profiles"] if p["name"] == "seed-profile"]
-    role = iam.get_role(RoleName="seed-rolesanywhere")["Role"]
+    [anchor] = [a for a in ra.list_trust_anchors()["trustAnchors"] if a["name"] == "awssideseed-trust-anchor"]
+    [profile] = [p for p in ra.list_profiles()["profiles"] if p["name"] == "awssideseed-profile"]
+    role = iam.get_role(RoleName="awssideseed-rolesanywhere")["Role"]
     assert outputs == {"region": "us-east-1", "trust_anchor_arn": anchor["trustAnchorArn"],
                        "role_arn": role["Arn"], "profile_arn": profile["profileArn"]}
 
     condition = role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
     assert condition == {"ArnEquals": {"aws:SourceArn": anchor["trustAnchorArn"]},
                          "StringEquals": {"aws:PrincipalTag/x509Subject/OU": "Innovation"}}
-    attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="seed-rolesanywhere")["AttachedPolicies"]]
+    attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="awssideseed-rolesanywhere")["AttachedPolicies"]]
     assert attached == ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
     assert profile["managedPolicyArns"] == ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]
     statements = {s["Sid"]: s for s in json.loads(profile["sessionPolicy"])["Statement"]}
@@ -98,21 +98,21 @@ def test_aws_setup_playbook(setup_vars, admin_env, boto, moto_server, ra_endpoin
     sts = boto3.client("sts", endpoint_url=moto_server.endpoint, region_name="us-east-1",
                        aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key,
                        aws_session_token=creds.session_token)
-    assert sts.get_caller_identity()["Arn"].startswith("arn:aws:sts::123456789012:assumed-role/seed-rolesanywhere/")
+    assert sts.get_caller_identity()["Arn"].startswith("arn:aws:sts::123456789012:assumed-role/awssideseed-rolesanywhere/")
 
 
 @pytest.mark.slow
 def test_aws_setup_with_private_ca(setup_vars, admin_env, boto, private_ca):
-    pca_vars = dict(setup_vars, aws_setup_name="pca", aws_setup_ca_bundle_path="", aws_setup_acm_pca_arn=private_ca[0],
+    pca_vars = dict(setup_vars, aws_setup_name="awssidepca", aws_setup_ca_bundle_path="", aws_setup_acm_pca_arn=private_ca[0],
                     aws_setup_output_file="")
     assert changed_count(run_playbook(PLAYBOOK, extra_vars=pca_vars, env=admin_env)) >= 3
-    [anchor] = [a for a in boto("rolesanywhere").list_trust_anchors()["trustAnchors"] if a["name"] == "pca-trust-anchor"]
+    [anchor] = [a for a in boto("rolesanywhere").list_trust_anchors()["trustAnchors"] if a["name"] == "awssidepca-trust-anchor"]
     assert anchor["source"] == {"sourceType": "AWS_ACM_PCA", "sourceData": {"acmPcaArn": private_ca[0]}}
     assert changed_count(run_playbook(PLAYBOOK, extra_vars=pca_vars, env=admin_env)) == 0
 
 
 def test_aws_setup_needs_one_trust_anchor_source(setup_vars, admin_env, boto):
-    bad = dict(setup_vars, aws_setup_name="nosource", aws_setup_ca_bundle_path="")
+    bad = dict(setup_vars, aws_setup_name="awssidenosource", aws_setup_ca_bundle_path="")
     proc = run_playbook(PLAYBOOK, extra_vars=bad, env=admin_env, check=False)
     assert proc.returncode != 0 and "Set exactly one of aws_setup_ca_bundle" in proc.stdout, proc.stdout[-2000:]
-    assert "nosource-trust-anchor" not in [a["name"] for a in boto("rolesanywhere").list_trust_anchors()["trustAnchors"]]
+    assert "awssidenosource-trust-anchor" not in [a["name"] for a in boto("rolesanywhere").list_trust_anchors()["trustAnchors"]]

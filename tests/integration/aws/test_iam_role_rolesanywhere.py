@@ -10,7 +10,7 @@ S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 
 def role_args(conn, **extra):
-    args = dict(conn, name="fleet-innovation", trust_anchor_arns=[ANCHOR], x509_subject={"OU": "Innovation"},
+    args = dict(conn, name="awsside-innovation", trust_anchor_arns=[ANCHOR], x509_subject={"OU": "Innovation"},
                 managed_policy_arns=[S3_FULL], tags={"owner": "platform"})
     args.update(extra)
     return args
@@ -23,13 +23,13 @@ def test_role_lifecycle(iam_conn, boto):
     checked = run_module("iam_role_rolesanywhere", args, check_mode=True, diff=True)
     assert checked.changed and not checked.failed, checked
     assert checked["diff"]["before"] == {}
-    assert checked["role"]["arn"] == "arn:aws:iam::123456789012:role/fleet-innovation"
+    assert checked["role"]["arn"] == "arn:aws:iam::123456789012:role/awsside-innovation"
     with pytest.raises(iam.exceptions.NoSuchEntityException):
-        iam.get_role(RoleName="fleet-innovation")
+        iam.get_role(RoleName="awsside-innovation")
 
     applied = run_module("iam_role_rolesanywhere", args, diff=True)
     assert applied.changed and not applied.failed, applied
-    trust = iam.get_role(RoleName="fleet-innovation")["Role"]["AssumeRolePolicyDocument"]
+    trust = iam.get_role(RoleName="awsside-innovation")["Role"]["AssumeRolePolicyDocument"]
     statement = trust["Statement"][0]
     assert statement["Principal"] == {"Service": "rolesanywhere.amazonaws.com"}
     assert sorted(statement["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
@@ -37,7 +37,7 @@ def test_role_lifecycle(iam_conn, boto):
         "ArnEquals": {"aws:SourceArn": ANCHOR},
         "StringEquals": {"aws:PrincipalTag/x509Subject/OU": "Innovation"},
     }
-    attached = iam.list_attached_role_policies(RoleName="fleet-innovation")["AttachedPolicies"]
+    attached = iam.list_attached_role_policies(RoleName="awsside-innovation")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [S3_FULL]
     assert applied["role"] == checked["role"]  # check mode predicted exactly what apply did
 
@@ -58,18 +58,18 @@ def test_role_lifecycle(iam_conn, boto):
     assert after["assume_role_policy_document"]["Statement"]["Condition"]["StringEquals"] == {
         "aws:PrincipalTag/x509Subject/OU": "Research"}
     assert (before["managed_policy_arns"], after["managed_policy_arns"]) == ([S3_FULL], [S3_READ])
-    role = iam.get_role(RoleName="fleet-innovation")["Role"]
+    role = iam.get_role(RoleName="awsside-innovation")["Role"]
     assert role["MaxSessionDuration"] == 7200
-    assert {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName="fleet-innovation")["Tags"]} == {"owner": "sec"}
+    assert {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName="awsside-innovation")["Tags"]} == {"owner": "sec"}
 
-    delete_args = dict(iam_conn, name="fleet-innovation", state="absent")
+    delete_args = dict(iam_conn, name="awsside-innovation", state="absent")
     check_delete = run_module("iam_role_rolesanywhere", delete_args, check_mode=True)
     assert check_delete.changed
-    iam.get_role(RoleName="fleet-innovation")  # still there after check mode
+    iam.get_role(RoleName="awsside-innovation")  # still there after check mode
     deleted = run_module("iam_role_rolesanywhere", delete_args, diff=True)
     assert deleted.changed and deleted["diff"]["after"] == {}
     with pytest.raises(iam.exceptions.NoSuchEntityException):
-        iam.get_role(RoleName="fleet-innovation")
+        iam.get_role(RoleName="awsside-innovation")
     assert not run_module("iam_role_rolesanywhere", delete_args).changed
 
 
@@ -82,7 +82,7 @@ def test_role_lifecycle(iam_conn, boto):
     ],
 )
 def test_role_bad_input_changes_nothing(iam_conn, boto, extra, expected):
-    result = run_module("iam_role_rolesanywhere", role_args(iam_conn, name="fleet-bad", **extra))
+    result = run_module("iam_role_rolesanywhere", role_args(iam_conn, name="awsside-bad", **extra))
     assert result.failed and expected in result["msg"], result
     names = [r["RoleName"] for r in boto("iam").list_roles()["Roles"]]
-    assert "fleet-bad" not in names
+    assert "awsside-bad" not in names

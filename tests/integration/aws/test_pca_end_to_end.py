@@ -30,19 +30,19 @@ def csr_for(ou, cn):
 @pytest.fixture(scope="module")
 def pca_setup(ra_conn, iam_conn, private_ca):
     ca_arn, _ = private_ca
-    anchor = run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="pca-e2e-anchor", acm_pca_arn=ca_arn))
+    anchor = run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-pca-e2e-anchor", acm_pca_arn=ca_arn))
     assert not anchor.failed, anchor
     anchor_arn = anchor["trust_anchor"]["trust_anchor_arn"]
-    role = run_module("iam_role_rolesanywhere", dict(iam_conn, name="pca-e2e-role", trust_anchor_arns=[anchor_arn],
+    role = run_module("iam_role_rolesanywhere", dict(iam_conn, name="awsside-pca-e2e-role", trust_anchor_arns=[anchor_arn],
                                                      x509_subject={"OU": "Innovation"}))
     assert not role.failed, role
-    profile = run_module("rolesanywhere_profile", dict(ra_conn, name="pca-e2e-profile", role_arns=[role["role"]["arn"]]))
+    profile = run_module("rolesanywhere_profile", dict(ra_conn, name="awsside-pca-e2e-profile", role_arns=[role["role"]["arn"]]))
     assert not profile.failed, profile
     yield dict(ca_arn=ca_arn, trust_anchor_arn=anchor_arn, role_arn=role["role"]["arn"],
                profile_arn=profile["profile"]["profile_arn"])
-    run_module("rolesanywhere_profile", dict(ra_conn, name="pca-e2e-profile", state="absent"))
-    run_module("iam_role_rolesanywhere", dict(iam_conn, name="pca-e2e-role", state="absent"))
-    run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="pca-e2e-anchor", state="absent"))
+    run_module("rolesanywhere_profile", dict(ra_conn, name="awsside-pca-e2e-profile", state="absent"))
+    run_module("iam_role_rolesanywhere", dict(iam_conn, name="awsside-pca-e2e-role", state="absent"))
+    run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-pca-e2e-anchor", state="absent"))
 
 
 def issue(iam_conn, setup, csr, **extra):
@@ -64,7 +64,7 @@ def test_pca_certificate_authenticates(ra_url, moto_url, iam_conn, pca_setup):
     sts = boto3.client("sts", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id=creds.access_key_id,
                        aws_secret_access_key=creds.secret_access_key, aws_session_token=creds.session_token)
     caller = sts.get_caller_identity()["Arn"]
-    assert caller == f"arn:aws:sts::123456789012:assumed-role/pca-e2e-role/{format(cert.serial_number, 'x')}"
+    assert caller == f"arn:aws:sts::123456789012:assumed-role/awsside-pca-e2e-role/{format(cert.serial_number, 'x')}"
 
 
 def test_trust_policy_ou_is_enforced(ra_url, iam_conn, pca_setup):

@@ -17,10 +17,10 @@ def crl_of(ca, revoked=(), number=1):
 
 @pytest.fixture
 def anchor_arn(ra_conn, file_ca):
-    result = run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="crl-test-anchor", certificate_bundle=file_ca.pem()))
+    result = run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-crl-test-anchor", certificate_bundle=file_ca.pem()))
     assert not result.failed, result
     yield result["trust_anchor"]["trust_anchor_arn"]
-    run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="crl-test-anchor", state="absent"))
+    run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-crl-test-anchor", state="absent"))
 
 
 def crls_named(boto, name):
@@ -29,16 +29,16 @@ def crls_named(boto, name):
 
 def test_crl_lifecycle(ra_conn, boto, file_ca, anchor_arn, tmp_path):
     first = crl_of(file_ca)
-    args = dict(ra_conn, name="fleet-crl", trust_anchor_arn=anchor_arn, crl=first.public_bytes(serialization.Encoding.PEM).decode())
+    args = dict(ra_conn, name="awsside-crl", trust_anchor_arn=anchor_arn, crl=first.public_bytes(serialization.Encoding.PEM).decode())
 
     checked = run_module("rolesanywhere_crl", args, check_mode=True, diff=True)
     assert checked.changed and not checked.failed, checked
     assert checked["crl"]["revoked_serials"] == [] and checked["crl"]["crl_number"] == 1
-    assert crls_named(boto, "fleet-crl") == []
+    assert crls_named(boto, "awsside-crl") == []
 
     applied = run_module("rolesanywhere_crl", args, diff=True)
     assert applied.changed and not applied.failed, applied
-    [record] = crls_named(boto, "fleet-crl")
+    [record] = crls_named(boto, "awsside-crl")
     assert record["enabled"] and record["trustAnchorArn"] == anchor_arn
 
     assert not run_module("rolesanywhere_crl", args).changed
@@ -47,7 +47,7 @@ def test_crl_lifecycle(ra_conn, boto, file_ca, anchor_arn, tmp_path):
     leaf = issue_client_cert(file_ca, file_ca.key.public_key(), subject={"CN": "host1"}, record=False)
     der = tmp_path / "crl.der"
     der.write_bytes(crl_of(file_ca, [leaf], number=2).public_bytes(serialization.Encoding.DER))
-    update = dict(ra_conn, name="fleet-crl", trust_anchor_arn=anchor_arn, crl_path=str(der), tags={"rotation": "2"})
+    update = dict(ra_conn, name="awsside-crl", trust_anchor_arn=anchor_arn, crl_path=str(der), tags={"rotation": "2"})
     updated = run_module("rolesanywhere_crl", update, diff=True)
     assert updated.changed and not updated.failed, updated
     before, after = updated["diff"]["before"], updated["diff"]["after"]
@@ -56,13 +56,13 @@ def test_crl_lifecycle(ra_conn, boto, file_ca, anchor_arn, tmp_path):
     assert not run_module("rolesanywhere_crl", update).changed
 
     disabled = run_module("rolesanywhere_crl", dict(update, enabled=False), diff=True)
-    assert disabled.changed and not crls_named(boto, "fleet-crl")[0]["enabled"]
+    assert disabled.changed and not crls_named(boto, "awsside-crl")[0]["enabled"]
 
-    absent = dict(ra_conn, name="fleet-crl", state="absent")
+    absent = dict(ra_conn, name="awsside-crl", state="absent")
     assert run_module("rolesanywhere_crl", absent, check_mode=True).changed
-    assert len(crls_named(boto, "fleet-crl")) == 1
+    assert len(crls_named(boto, "awsside-crl")) == 1
     assert run_module("rolesanywhere_crl", absent).changed
-    assert crls_named(boto, "fleet-crl") == []
+    assert crls_named(boto, "awsside-crl") == []
     assert not run_module("rolesanywhere_crl", absent).changed
 
 
@@ -70,9 +70,9 @@ def test_crl_of_another_ca_is_refused(ra_conn, boto, anchor_arn, tmp_path):
     stranger = make_file_ca(tmp_path / "stranger", subject={"CN": "Test Roles Anywhere CA", "O": "rolesanywhere.fleet tests"})
     crl = crl_of(stranger).public_bytes(serialization.Encoding.PEM).decode()
     for check_mode in (True, False):
-        result = run_module("rolesanywhere_crl", dict(ra_conn, name="foreign-crl", trust_anchor_arn=anchor_arn, crl=crl),
+        result = run_module("rolesanywhere_crl", dict(ra_conn, name="awsside-foreign-crl", trust_anchor_arn=anchor_arn, crl=crl),
                             check_mode=check_mode)
-        assert result.failed and "is not signed by the CA of trust anchor crl-test-anchor" in result["msg"], result
-    result = run_module("rolesanywhere_crl", dict(ra_conn, name="foreign-crl", trust_anchor_arn=anchor_arn, crl="junk"))
+        assert result.failed and "is not signed by the CA of trust anchor awsside-crl-test-anchor" in result["msg"], result
+    result = run_module("rolesanywhere_crl", dict(ra_conn, name="awsside-foreign-crl", trust_anchor_arn=anchor_arn, crl="junk"))
     assert result.failed and "neither a PEM nor a DER" in result["msg"], result
-    assert crls_named(boto, "foreign-crl") == []
+    assert crls_named(boto, "awsside-foreign-crl") == []

@@ -16,7 +16,7 @@ DENY_OTHER_BUCKETS = {
 def role_arn(boto):
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "rolesanywhere.amazonaws.com"},
                                                       "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}]}
-    return boto("iam").create_role(RoleName="profile-test-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return boto("iam").create_role(RoleName="awsside-profile-test-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
 def profiles_named(boto, name):
@@ -24,16 +24,16 @@ def profiles_named(boto, name):
 
 
 def test_profile_lifecycle(ra_conn, boto, role_arn):
-    args = dict(ra_conn, name="fleet-profile", role_arns=[role_arn], managed_policy_arns=[S3_READ],
+    args = dict(ra_conn, name="awsside-profile", role_arns=[role_arn], managed_policy_arns=[S3_READ],
                 session_policy=json.dumps(DENY_OTHER_BUCKETS), duration_seconds=3600, tags={"env": "test"})
 
     checked = run_module("rolesanywhere_profile", args, check_mode=True, diff=True)
     assert checked.changed and not checked.failed, checked
-    assert profiles_named(boto, "fleet-profile") == []
+    assert profiles_named(boto, "awsside-profile") == []
 
     applied = run_module("rolesanywhere_profile", args, diff=True)
     assert applied.changed and not applied.failed, applied
-    [profile] = profiles_named(boto, "fleet-profile")
+    [profile] = profiles_named(boto, "awsside-profile")
     assert profile["enabled"] and profile["roleArns"] == [role_arn] and profile["managedPolicyArns"] == [S3_READ]
     assert json.loads(profile["sessionPolicy"]) == DENY_OTHER_BUCKETS
     assert profile["requireInstanceProperties"] is False and profile["durationSeconds"] == 3600
@@ -55,18 +55,18 @@ def test_profile_lifecycle(ra_conn, boto, role_arn):
     assert (before["duration_seconds"], after["duration_seconds"]) == (3600, 7200)
     assert (before["managed_policy_arns"], after["managed_policy_arns"]) == ([S3_READ], [])
     assert "NotIpAddress" in json.dumps(after["session_policy"]) and "NotIpAddress" not in json.dumps(before["session_policy"])
-    [profile] = profiles_named(boto, "fleet-profile")
+    [profile] = profiles_named(boto, "awsside-profile")
     assert profile["durationSeconds"] == 7200 and not profile["enabled"] and profile["acceptRoleSessionName"]
     assert not run_module("rolesanywhere_profile", update).changed
 
     changing_rip = run_module("rolesanywhere_profile", dict(update, require_instance_properties=True))
     assert changing_rip.failed and "cannot be changed" in changing_rip["msg"], changing_rip
 
-    absent = dict(ra_conn, name="fleet-profile", state="absent")
+    absent = dict(ra_conn, name="awsside-profile", state="absent")
     assert run_module("rolesanywhere_profile", absent, check_mode=True).changed
-    assert len(profiles_named(boto, "fleet-profile")) == 1
+    assert len(profiles_named(boto, "awsside-profile")) == 1
     assert run_module("rolesanywhere_profile", absent).changed
-    assert profiles_named(boto, "fleet-profile") == []
+    assert profiles_named(boto, "awsside-profile") == []
     assert not run_module("rolesanywhere_profile", absent).changed
 
 
@@ -77,17 +77,17 @@ def test_profile_lifecycle(ra_conn, boto, role_arn):
         ({"session_policy": '{"Version": "2012-10-17", "Statement": [{"Effect": "Maybe", "Action": "*"}]}'},
          "needs Effect Allow or Deny"),
         ({"role_arns": ["arn:aws:iam::123456789012:role/no-such-role"]}, "is not an IAM role of this account"),
-        ({"role_arns": ["arn:aws:iam::999999999999:role/profile-test-role"]}, "the role of that name is"),
-        ({"role_arns": ["profile-test-role"]}, "is not a role ARN"),
+        ({"role_arns": ["arn:aws:iam::999999999999:role/awsside-profile-test-role"]}, "the role of that name is"),
+        ({"role_arns": ["awsside-profile-test-role"]}, "is not a role ARN"),
         ({"managed_policy_arns": ["arn:aws:iam::aws:policy/NoSuchPolicy"]}, "does not exist"),
         ({"duration_seconds": 899}, "out of range"),
         ({"duration_seconds": 43201}, "out of range"),
     ],
 )
 def test_bad_input_changes_nothing(ra_conn, boto, role_arn, extra, expected):
-    args = dict(ra_conn, name="fleet-bad-profile", role_arns=[role_arn])
+    args = dict(ra_conn, name="awsside-bad-profile", role_arns=[role_arn])
     args.update(extra)
     for check_mode in (True, False):
         result = run_module("rolesanywhere_profile", args, check_mode=check_mode)
         assert result.failed and expected in result["msg"], result
-    assert profiles_named(boto, "fleet-bad-profile") == []
+    assert profiles_named(boto, "awsside-bad-profile") == []
