@@ -6,7 +6,7 @@
 # Output (all under .work/, ignored by git):
 #   .work/fleet/base/rootfs         the image (overlay lower layer of every fleet host)
 #   .work/fleet/base/packages.sha256  hash of what the image was built from
-#   .work/wheelhouse/               wheels for the hosts' Python 3.11 (python-pkcs11, asn1crypto)
+#   .work/wheelhouse/               wheels for the hosts' Python 3.11 (HOST_WHEELS below)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD

@@ -173,7 +173,7 @@ def test_hosts_have_the_role_packages_and_install_wheels_offline(five):
                    check=True, capture_output=True)
     five.run(host, "python3 -m venv --system-site-packages /opt/pkcs11 && /opt/pkcs11/bin/pip install -q "
                    "--no-index --find-links /var/tmp/wheelhouse python-pkcs11==0.10.1")
-    # python-pkcs11 from the wheelhouse drives the host's SoftHSM2; cryptography comes from apt
+    # python-pkcs11 from the wheelhouse drives the host's SoftHSM2
     probe = five.run(host, "/opt/pkcs11/bin/python -c 'import pkcs11, cryptography; "
                            "lib = pkcs11.lib(\"/usr/lib/softhsm/libsofthsm2.so\"); print(lib.manufacturer_id)'")
     assert probe.stdout.strip() == "SoftHSM"
