@@ -87,7 +87,8 @@ class AWSError(Exception):
         self.status = status
 
     def as_result(self):
-        return {"error": {"code": self.code, "message": str(self), "operation": self.operation, "http_status": self.status}}
+        error = {"code": self.code, "message": str(self), "operation": self.operation, "http_status": self.status}
+        return {"error": error}
 
 
 def error_code(exc):
@@ -105,19 +106,13 @@ def is_retryable(exc):
     return False
 
 
-def jittered_backoff(call, retries=8, base_delay=0.5, max_delay=20.0, retry_codes=()):
-    """Run ``call()``; on a retryable error sleep a full-jitter delay (uniform in 0..min(max, base*2^n)) and retry.
-
-    ``retry_codes`` adds service-specific codes (e.g. ``RequestInProgressException`` while waiting).
-    """
+def jittered_backoff(call, retries=8, base_delay=0.5, max_delay=20.0):
+    """Run ``call()``; on a retryable error sleep a full-jitter delay (uniform in 0..min(max, base*2^n)) and retry."""
     for attempt in range(retries + 1):
         try:
             return call()
-        except botocore.exceptions.BotoCoreError as exc:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             if attempt == retries or not is_retryable(exc):
-                raise
-        except botocore.exceptions.ClientError as exc:
-            if attempt == retries or not (is_retryable(exc) or error_code(exc) in retry_codes):
                 raise
         time.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
 
@@ -149,9 +144,9 @@ class RetryingClient:
     def __getattr__(self, name):
         operation = getattr(self.raw, name)
 
-        def call(*args, retry_codes=(), **kwargs):
+        def call(*args, **kwargs):
             try:
-                return jittered_backoff(lambda: operation(*args, **kwargs), retries=self.retries, retry_codes=retry_codes)
+                return jittered_backoff(lambda: operation(*args, **kwargs), retries=self.retries)
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 raise to_aws_error(exc, self.raw.meta.method_to_api_mapping.get(name, name)) from None
 
@@ -178,7 +173,9 @@ def client_factory(params, service, retries=8):
         endpoint = params.get("endpoint_url")
     verify = params.get("aws_ca_bundle") or params.get("validate_certs", True)
     # botocore retries off: RetryingClient owns retrying, so attempts don't multiply.
-    config = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}, user_agent_extra="rolesanywhere.fleet")
+    config = botocore.config.Config(
+        retries={"total_max_attempts": 1, "mode": "standard"}, user_agent_extra="rolesanywhere.fleet"
+    )
     try:
         session = boto3.session.Session(
             aws_access_key_id=params.get("access_key"),

@@ -209,7 +209,9 @@ class PrivateCAIssuer:
                 raise AWSError(f"cannot read csr_path: {exc}", "InvalidInput") from None
         csr = load_csr(data, self.params["csr_path"] or "the csr option")
         if not csr.is_signature_valid:
-            raise AWSError("the CSR's signature does not verify; create the CSR again with the key it names", "InvalidInput")
+            raise AWSError(
+                "the CSR's signature does not verify; create the CSR again with the key it names", "InvalidInput"
+            )
         return csr, pem(csr)
 
     def ca_certificates(self):

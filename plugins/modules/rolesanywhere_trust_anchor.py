@@ -274,7 +274,9 @@ def main():
             type="list",
             elements="dict",
             options=dict(
-                event=dict(type="str", required=True, choices=["CA_CERTIFICATE_EXPIRY", "END_ENTITY_CERTIFICATE_EXPIRY"]),
+                event=dict(
+                    type="str", required=True, choices=["CA_CERTIFICATE_EXPIRY", "END_ENTITY_CERTIFICATE_EXPIRY"]
+                ),
                 enabled=dict(type="bool", default=True),
                 threshold=dict(type="int", default=45),
                 channel=dict(type="str", choices=["ALL"], default="ALL"),
