@@ -63,7 +63,7 @@ options:
   current_certificate:
     description:
       - The certificate currently in use (PEM), when it lives elsewhere (for example on the host).
-        Used like the content of O(dest).
+        Used like the content of O(dest), and instead of it when both are given.
     type: str
   remaining_days:
     description: Issue a new certificate when the current one expires within this many days.
@@ -342,7 +342,7 @@ def main():
         "acm-pca",
         argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=[("csr", "csr_path"), ("dest", "current_certificate")],
+        mutually_exclusive=[("csr", "csr_path")],
         required_if=[("state", "present", ("csr", "csr_path"), True)],
     )
     issuer = PrivateCAIssuer(module)

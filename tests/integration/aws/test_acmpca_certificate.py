@@ -44,6 +44,9 @@ def test_issue_lifecycle(iam_conn, private_ca, tmp_path):
     again = run_module("acmpca_certificate", args, diff=True)
     assert not again.changed and not again.failed, again
     assert again["serial"] == issued["serial"] and "certificate_arn" not in again
+    # As the enrol role calls it: the host's certificate (a file lookup drops the last newline) plus dest.
+    both = run_module("acmpca_certificate", dict(args, current_certificate=dest.read_text().rstrip("\n")))
+    assert not both.changed and not both.failed and both["serial"] == issued["serial"], both
 
     chain_dest.write_text("stale chain\n")
     check_chain = run_module("acmpca_certificate", args, check_mode=True)
