@@ -46,9 +46,10 @@ def test_seed_session_is_read_only_one_bucket_allowed_networks(moto_server, gate
         s3_admin.create_bucket(Bucket=bucket)
         s3_admin.put_object(Bucket=bucket, Key="inventory.txt", Body=b"fleet")
     output = tmp_path / "arns.json"
-    run_playbook(REPO / "playbooks" / "aws_setup.yml", env={
-        "AWS_ACCESS_KEY_ID": moto_server.admin.access_key_id, "AWS_SECRET_ACCESS_KEY": moto_server.admin.secret_access_key,
-    }, extra_vars={
+    # Credentials as role variables this time (the other playbook test gives them in the environment).
+    run_playbook(REPO / "playbooks" / "aws_setup.yml", extra_vars={
+        "aws_setup_access_key": moto_server.admin.access_key_id,
+        "aws_setup_secret_key": moto_server.admin.secret_access_key,
         "aws_setup_name": "awssidegate", "aws_setup_endpoint_url": ra_via_gate.url,
         "aws_setup_aws_endpoint_url": moto_server.endpoint, "aws_setup_ca_bundle": file_ca.pem(),
         "aws_setup_allowed_bucket": ALLOWED, "aws_setup_allowed_source_ips": ["127.0.0.1/32"],
