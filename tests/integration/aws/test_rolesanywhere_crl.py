@@ -76,3 +76,18 @@ def test_crl_of_another_ca_is_refused(ra_conn, boto, anchor_arn, tmp_path):
     result = run_module("rolesanywhere_crl", dict(ra_conn, name="awsside-foreign-crl", trust_anchor_arn=anchor_arn, crl="junk"))
     assert result.failed and "neither a PEM nor a DER" in result["msg"], result
     assert crls_named(boto, "awsside-foreign-crl") == []
+
+
+def test_crl_for_a_private_ca_anchor_is_checked_against_the_private_ca(ra_conn, boto, private_ca, file_ca):
+    """For an AWS_ACM_PCA anchor the CA certificate comes from ACM PCA (moto keeps its CA key, so only a
+    refusal can be shown here)."""
+    anchor = run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-crl-pca-anchor", acm_pca_arn=private_ca[0]))
+    assert not anchor.failed, anchor
+    try:
+        crl = crl_of(file_ca).public_bytes(serialization.Encoding.PEM).decode()
+        result = run_module("rolesanywhere_crl", dict(ra_conn, name="awsside-pca-crl", crl=crl,
+                                                      trust_anchor_arn=anchor["trust_anchor"]["trust_anchor_arn"]))
+        assert result.failed and "CN=fleet test private CA" in result["msg"], result
+        assert crls_named(boto, "awsside-pca-crl") == []
+    finally:
+        run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-crl-pca-anchor", state="absent"))
