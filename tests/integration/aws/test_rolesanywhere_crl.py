@@ -1,12 +1,14 @@
-"""rolesanywhere_crl against ra_local: check mode -> import -> idempotence -> update (diff) -> delete; foreign CRLs refused."""
+"""rolesanywhere_crl against ra_local: check mode -> import -> idempotence -> update (diff) -> delete; foreign CRLs
+refused; an imported CRL makes the endpoint refuse the revoked certificate."""
 import datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.ansible import run_module
 from tests.support.ca import issue_client_cert, make_file_ca
-from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca, _sigv4x509
 
 
 def crl_of(ca, revoked=(), number=1):
@@ -91,3 +93,29 @@ def test_crl_for_a_private_ca_anchor_is_checked_against_the_private_ca(ra_conn, 
         assert crls_named(boto, "awsside-pca-crl") == []
     finally:
         run_module("rolesanywhere_trust_anchor", dict(ra_conn, name="awsside-crl-pca-anchor", state="absent"))
+
+
+def test_imported_crl_revokes_at_the_endpoint(ra_conn, iam_conn, file_ca, anchor_arn):
+    role = run_module("iam_role_rolesanywhere", dict(iam_conn, name="awsside-crl-role", trust_anchor_arns=[anchor_arn]))
+    profile = run_module("rolesanywhere_profile", dict(ra_conn, name="awsside-crl-profile", role_arns=[role["role"]["arn"]]))
+    assert not role.failed and not profile.failed, (role, profile)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_client_cert(file_ca, key.public_key(), subject={"CN": "host-to-revoke"}, record=False)
+
+    def session():
+        return _sigv4x509.create_session(key, cert, trust_anchor_arn=anchor_arn, role_arn=role["role"]["arn"],
+                                         profile_arn=profile["profile"]["profile_arn"], endpoint=ra_conn["endpoint_url"])
+
+    try:
+        assert session().access_key_id
+        crl = crl_of(file_ca, [cert]).public_bytes(serialization.Encoding.PEM).decode()
+        imported = run_module("rolesanywhere_crl", dict(ra_conn, name="awsside-revoking-crl", trust_anchor_arn=anchor_arn,
+                                                        crl=crl))
+        assert imported.changed and not imported.failed, imported
+        with pytest.raises(_sigv4x509.ServiceError) as refused:
+            session()
+        assert refused.value.status == 403, refused.value
+    finally:
+        run_module("rolesanywhere_crl", dict(ra_conn, name="awsside-revoking-crl", state="absent"))
+        run_module("rolesanywhere_profile", dict(ra_conn, name="awsside-crl-profile", state="absent"))
+        run_module("iam_role_rolesanywhere", dict(iam_conn, name="awsside-crl-role", state="absent"))
