@@ -179,7 +179,7 @@ def validate(opts) -> None:
     for flag in ("trust_anchor_arn", "profile_arn", "role_arn"):
         if not getattr(opts, flag):
             raise HelperError(f"--{flag.replace('_', '-')} is required")
-    if opts.certificate.startswith("pkcs11:") and not (opts.private_key or "").startswith("pkcs11:") and opts.private_key:
+    if opts.certificate.startswith("pkcs11:") and opts.private_key and not opts.private_key.startswith("pkcs11:"):
         raise HelperError("undefined certificate value: a certificate on the token needs its key on the token too")
 
 
@@ -217,7 +217,7 @@ def _token_spec(opts, uri: Pkcs11Uri):
     return pkcs11_utils, pkcs11_utils.TokenSpec(module_path=module_path, token_label=uri.token, pin=pin, pin_file=pin_file)
 
 
-def _token_certificate(signer, pkcs11_utils, session, cert_ref):
+def _token_certificate(pkcs11_utils, session, cert_ref):
     uri = parse_pkcs11_uri(cert_ref)
     if not uri.label:
         raise HelperError("the certificate's pkcs11 URI has no object= attribute: add object=<certificate label>")
@@ -266,11 +266,9 @@ def fetch_session(opts):
         certificate = None if on_token else signer.load_certificate_file(opts.certificate)
         with pkcs11_utils.open_token_session(spec, rw=False) as session:
             if on_token:
-                certificate = _token_certificate(signer, pkcs11_utils, session, opts.certificate)
+                certificate = _token_certificate(pkcs11_utils, session, opts.certificate)
             key = pkcs11_utils.token_private_key(session, uri.label, uri.key_id)
             return call(key, certificate)
-    if opts.certificate.startswith("pkcs11:"):
-        raise HelperError("undefined certificate value: a certificate on the token needs its key on the token too")
     certificate = signer.load_certificate_file(opts.certificate)
     key = signer.load_private_key_file(key_ref, opts.pkcs8_password or None)
     return call(key, certificate)
