@@ -169,3 +169,42 @@ def test_service_units_are_hardened_keep_the_pin_private_and_follow_the_certific
     sha = hashlib.sha256(cert.read_bytes()).hexdigest()
     for unit in ("rolesanywhere-app-serve.service", "rolesanywhere-app-update.service"):
         assert f"sha256 {sha}" in (tmp_path / "units" / unit).read_text()
+
+
+def make_wheel(directory, name="ra_offline_probe", version="1.0"):
+    """A minimal pure-Python wheel, so the offline install needs no index and no build step."""
+    import base64
+    import zipfile
+
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": b"VALUE = 42\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for path, data in files.items()] + [f"{dist}/RECORD,,"]
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(directory / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
+
+
+def test_python_venv_installs_offline_from_a_wheelhouse(tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    make_wheel(wheelhouse)
+    variables = python_vars(tmp_path, signing_helper_python_deps="venv", signing_helper_wheelhouse=str(wheelhouse),
+                            signing_helper_pip_packages=["ra_offline_probe==1.0"])
+    # A dead index: only --no-index --find-links can succeed.
+    proc = run_playbook(PLAYBOOK, extra_vars=variables, env={"PIP_INDEX_URL": "http://127.0.0.1:9/simple"},
+                        check=False)
+    venv_python = tmp_path / "opt" / "venv" / "bin" / "python"
+    probe = subprocess.run([venv_python, "-c", "import ra_offline_probe; print(ra_offline_probe.VALUE)"],
+                           capture_output=True, text=True)
+    assert probe.stdout == "42\n", proc.stdout[-3000:]
+    # The probe wheel is not cryptography: the role stops with the fix instead of installing a broken helper.
+    assert proc.returncode != 0
+    assert "cannot import cryptography and python-pkcs11" in proc.stdout
+    assert "signing_helper_wheelhouse" in proc.stdout
+    assert not (tmp_path / "bin" / "rolesanywhere-credential-helper").exists()
