@@ -55,6 +55,9 @@ class Stand:
         return issue_client_cert(self.ca, public_key or self.token_public_key,
                                  subject={"O": "rolesanywhere.fleet tests", "CN": cn}, path=path)
 
+    def file_key_public(self):
+        return serialization.load_pem_private_key(self.file_key_path.read_bytes(), None).public_key()
+
     def issue_expired(self, path):
         """A token-key certificate from the test CA that expired yesterday (the CA code refuses to make one)."""
         from cryptography import x509
