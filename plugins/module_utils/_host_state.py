@@ -76,7 +76,7 @@ def _parse_iso(text):
 
 
 def classify(summary, renew_before, now, last_error=None):
-    """ok / due / expired / failed, and the days left, for a certificate summary."""
+    """ok / renewed / due / expired / failed, and the days left, for a certificate summary (or a host state)."""
     if summary is None:
         return "failed", None
     not_after = _parse_iso(summary["not_after"])
@@ -88,7 +88,8 @@ def classify(summary, renew_before, now, last_error=None):
         return "failed", days_left
     if left <= renew_before.window_seconds(summary["lifetime_seconds"]):
         return "due", days_left
-    return "ok", days_left
+    # Written by the rotate role: the host runs on a certificate it renewed itself.
+    return ("renewed" if summary.get("rotation_state") == "renewed" else "ok"), days_left
 
 
 def read_state(path):

@@ -1,0 +1,356 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Certificate rotation on a host: the run lock, the due decision and the journal that makes a killed run safe.
+
+Pure Python (stdlib, plus cryptography through _host_state): used by the rolesanywhere_rotation module.
+
+A rotation builds a new *generation* (key label, certificate and chain paths) next to the current one,
+proves it, switches the users' ~/.aws/config files to it (each rewritten atomically) and only then retires
+the old generation. The journal (key ``rotation`` of the host state file) records each step, so the next
+run knows what a killed run left behind:
+
+    pending, phase before "switching"  -> the new generation is unproven: discard it (the host still uses
+                                          the current one) and start again
+    pending, phase "switching"         -> proven; some configs may already use it: finish the switch
+    retiring                           -> the switch is done: retire the old generation
+"""
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+import shlex
+import subprocess
+import time
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
+
+PHASES = ("started", "key", "csr", "issued", "installed", "switching")
+PRE_SWITCH_PHASES = PHASES[:-1]
+
+
+class RotationError(Exception):
+    """A problem that stops the rotation; the message names it and the fix."""
+
+
+class LockBusy(RotationError):
+    pass
+
+
+class RunLock:
+    """A lock held across the tasks of one run: a lease record (owner, expiry) guarded by flock.
+
+    Each task of a run renews the lease; a run that dies leaves a lease that expires after ``ttl`` seconds,
+    so a later run never waits forever. ``ttl`` must exceed the longest gap between two tasks of a run.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def _update(self, decide):
+        """Run ``decide(current_record) -> new_record | None`` under flock; returns what decide returned."""
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.read(fd, 65536)
+            try:
+                record = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                record = {}  # a torn write from a killed run: the lease is void
+            new = decide(record)
+            if new is not None:
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, json.dumps(new).encode())
+                os.fsync(fd)
+            return new
+        finally:
+            os.close(fd)  # releases the flock
+
+    def acquire(self, owner, ttl, wait, clock=time.time, sleep=time.sleep):
+        """Take or renew the lease for ``owner``; wait up to ``wait`` seconds for another run's lease to end.
+
+        Returns the seconds spent waiting. Raises LockBusy naming the holder when the wait runs out.
+        """
+        started = clock()
+        holder = {}
+
+        def take(record):
+            now = clock()
+            if record.get("owner") in (None, owner) or record.get("expires_at", 0) <= now:
+                return {"owner": owner, "acquired_at": record.get("acquired_at", now) if record.get("owner") == owner
+                        else now, "expires_at": now + ttl}
+            holder.update(record)
+            return None
+
+        while True:
+            if self._update(take) is not None:
+                return round(clock() - started, 1)
+            if clock() - started >= wait:
+                raise LockBusy(
+                    f"another rotation run ({holder.get('owner')}) has held {self.path} since "
+                    f"{_when(holder.get('acquired_at'))}; waited {wait}s. Runs on one host take turns: rerun later. "
+                    f"If that run died, its lock expires at {_when(holder.get('expires_at'))}.")
+            sleep(min(1.0, max(0.1, wait / 50)))
+
+    def renew(self, owner, ttl, clock=time.time):
+        """Extend this run's lease; RotationError when another run has taken it over (ours had expired)."""
+        lost = {}
+
+        def extend(record):
+            now = clock()
+            if record.get("owner") == owner or (record.get("owner") is None):
+                return {"owner": owner, "acquired_at": record.get("acquired_at", now), "expires_at": now + ttl}
+            if record.get("expires_at", 0) <= now:
+                return {"owner": owner, "acquired_at": now, "expires_at": now + ttl}
+            lost.update(record)
+            return None
+
+        if self._update(extend) is None:
+            raise RotationError(
+                f"this run's lock on {self.path} expired and run {lost.get('owner')} took over: this run stops "
+                "without touching the host. Raise rotate_lock_ttl above the longest gap between two tasks.")
+
+    def release(self, owner):
+        """Drop the lease if this run holds it (another run's lease is left alone)."""
+        self._update(lambda record: {} if record.get("owner") == owner else None)
+
+
+def _when(epoch):
+    if epoch is None:
+        return "an unknown time"
+    return _host_state.timestamp(datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc))
+
+
+def jitter_fraction(host, serial):
+    """A stable number in [0, 1) per host and certificate: spreads a fleet's renewals over the window."""
+    digest = hashlib.sha256(f"{host}\0{serial}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64
+
+
+def due_decision(summary, renew_before, jitter, host, now, force=False):
+    """(due, reason) for the current certificate's summary (see _host_state.certificate_summary).
+
+    The renewal window (``renew_before``) shrinks per host by up to ``jitter`` (0..1) of itself, so hosts
+    whose certificates were issued together do not all renew in the same run.
+    """
+    if force:
+        return True, "forced"
+    not_after = datetime.datetime.strptime(summary["not_after"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+    left = (not_after - now).total_seconds()
+    window = renew_before.window_seconds(summary["lifetime_seconds"])
+    window *= 1 - jitter * jitter_fraction(host, summary["serial"])
+    if left <= window:
+        return True, f"{left / 86400:.1f} days left, inside the renewal window of {window / 86400:.1f} days"
+    return False, f"{left / 86400:.1f} days left, renewal window {window / 86400:.1f} days"
+
+
+def generation(name, key_label, pki_dir, chain):
+    """Where one generation lives: its key label on the token and its files."""
+    return {
+        "name": name,
+        "key_label": key_label,
+        "certificate": os.path.join(pki_dir, name + ".pem"),
+        "chain": os.path.join(pki_dir, name + "-chain.pem") if chain else None,
+        "csr": os.path.join(pki_dir, name + ".csr"),
+    }
+
+
+def generation_files(gen):
+    return [path for path in (gen["certificate"], gen.get("chain"), gen.get("csr")) if path]
+
+
+def new_generation_name(base, now, taken):
+    name = f"{base}-{now:%Y%m%d%H%M%S}"
+    suffix = 1
+    while name in taken:  # two rotations within one second (forced reruns)
+        name = f"{base}-{now:%Y%m%d%H%M%S}-{suffix}"
+        suffix += 1
+    return name
+
+
+class Rotation:
+    """The host state file and its rotation journal, for one run (``owner``)."""
+
+    def __init__(self, state_path, lock, owner, ttl, dry_run=False):
+        self.state_path = state_path
+        self.lock = lock
+        self.owner = owner
+        self.ttl = ttl
+        self.dry_run = dry_run  # check mode: decide, write nothing, take no lock
+        self.original = _host_state.read_state(state_path)
+        self.state = json.loads(json.dumps(self.original))
+        self.journal = self.state.get("rotation") or {}
+
+    def save(self, **fields):
+        """Write the journal and monitoring fields atomically, after renewing this run's lease."""
+        self.state = dict(self.state, rotation=self.journal, **fields)
+        if not self.dry_run:
+            self.lock.renew(self.owner, self.ttl)
+            _host_state.write_state(self.state_path, self.state)
+
+    @property
+    def changed(self):
+        return _host_state.merge_state(self.original, self.state)[1]
+
+    def begin(self, *, host, base_label, pki_dir, chain, renew_before, jitter, force, rekey, now):
+        """Decide what this run does on the host; records a new pending generation when one is due.
+
+        With nothing due and nothing left over, the run is done here: the state says ok and the lock is free.
+        """
+        current = self.journal.setdefault("current", generation(base_label, base_label, pki_dir, chain))
+        discard = self.journal.setdefault("discard", [])
+        pending = self.journal.get("pending")
+        plan = {"current": current, "discard": discard, "retire": self.journal.get("retiring"), "new": None,
+                "resume": False, "done": False}
+        if pending and self.journal.get("phase") == "switching":
+            plan.update(new=pending, resume=True, due=True, reason="finishing the switch of a run that stopped")
+            self.save(last_attempt_at=_host_state.timestamp(now))
+            return plan
+        if pending:  # unproven leftovers of a run that stopped: the host never used them
+            self._queue_discard(delete_key=True)
+        summary = read_certificate(current["certificate"])
+        due, reason = due_decision(summary, renew_before, jitter, host, now, force)
+        plan.update(due=due, reason=reason)
+        fields = {"last_attempt_at": _host_state.timestamp(now)}
+        if due:
+            taken = {g["name"] for g in [current] + discard + ([plan["retire"]] if plan["retire"] else [])}
+            name = new_generation_name(base_label, now, taken)
+            plan["new"] = generation(name, name if rekey else current["key_label"], pki_dir, chain)
+            self.journal.update(pending=plan["new"], phase="started")
+            fields["rotation_state"] = "due"
+        elif not (discard or plan["retire"]):
+            # "renewed" stays until the next attempt that has work to do: reruns change nothing.
+            fields.update(summary, last_error=None, stuck_since=None,
+                          rotation_state="renewed" if self.state.get("rotation_state") == "renewed" else "ok")
+            plan["done"] = True
+        self.save(**fields)
+        if plan["done"]:
+            self.release()
+        return plan
+
+    def record(self, phase):
+        if phase not in PHASES:
+            raise RotationError(f"unknown rotation phase {phase!r}; one of {', '.join(PHASES)}")
+        if not self.journal.get("pending"):
+            raise RotationError("no rotation is pending on this host: the run lost track; rerun the rotation")
+        self.journal["phase"] = phase
+        self.save()
+
+    def switched(self):
+        """The new generation is in every config and proven: it becomes current, the old one is to retire."""
+        pending = self.journal.get("pending")
+        if not pending or self.journal.get("phase") != "switching":
+            raise RotationError("switched without a proven pending generation: rerun the rotation")
+        retiring = dict(self.journal["current"], delete_key=self.journal["current"]["key_label"] != pending["key_label"])
+        self.journal.update(current=pending, retiring=retiring)
+        self.journal.pop("pending")
+        self.journal.pop("phase")
+        self.save()
+
+    def finish(self, now):
+        """Leftovers discarded and the old generation retired: the host runs on its current generation."""
+        renewed = self.journal.pop("retiring", None) is not None
+        self.journal["discard"] = []
+        fields = dict(read_certificate(self.journal["current"]["certificate"]), last_error=None, stuck_since=None,
+                      key_label=self.journal["current"]["key_label"],
+                      rotation_state="renewed" if renewed or self.state.get("rotation_state") == "renewed" else "ok")
+        if renewed:
+            fields["renewed_at"] = _host_state.timestamp(now)
+        self.save(**fields)
+        self.release()
+
+    def fail(self, error, now):
+        """Record a failed attempt; unproven work is queued for discarding. Returns what the caller must undo.
+
+        After the switch started, the configs must point back at the current generation (the caller does
+        that, then calls rolled_back) before the pending one may be discarded.
+        """
+        phase = self.journal.get("phase")
+        if self.journal.get("pending") and phase != "switching":
+            # Before keygen there is no new key: never log in again (a wrong PIN is tried once only).
+            self._queue_discard(delete_key=phase != "started")
+        self.save(rotation_state="failed", last_error=str(error)[:2000],
+                  stuck_since=self.state.get("stuck_since") or _host_state.timestamp(now),
+                  last_attempt_at=_host_state.timestamp(now))
+        return {"phase": phase, "rollback_configs": phase == "switching", "discard": self.journal.get("discard", [])}
+
+    def _queue_discard(self, delete_key):
+        """Move the pending generation to the discard list; its key goes too unless the current one shares it."""
+        pending = dict(self.journal.pop("pending"))
+        self.journal.pop("phase", None)
+        pending["delete_key"] = delete_key and pending["key_label"] != self.journal["current"]["key_label"]
+        self.journal.setdefault("discard", []).append(pending)
+
+    def rolled_back(self):
+        """The configs point at the current generation again: the pending one can be discarded."""
+        if self.journal.get("pending"):
+            self._queue_discard(delete_key=True)
+        self.save()
+        return self.journal["discard"]
+
+    def release(self):
+        """Leftovers are gone (the caller deleted them): end the run on this host."""
+        if self.journal.get("discard"):
+            self.journal["discard"] = []
+            self.save()
+        if not self.dry_run:
+            self.lock.release(self.owner)
+
+
+def read_certificate(path):
+    try:
+        with open(path, "rb") as fh:
+            return _host_state.certificate_summary(fh.read())
+    except FileNotFoundError:
+        raise RotationError(f"the host's certificate {path} is missing: enrol the host first (playbooks/enrol.yml) "
+                            "or fix rotate_key_label / rotate_pki_dir") from None
+
+
+def read_profile_command(config_path, profile):
+    """The credential_process line of ``profile`` in an AWS config file."""
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    try:
+        with open(config_path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except FileNotFoundError:
+        raise RotationError(f"{config_path} is missing: the profile {profile!r} was never written") from None
+    section = "default" if profile == "default" else f"profile {profile}"
+    if not parser.has_option(section, "credential_process"):
+        raise RotationError(f"profile {profile!r} in {config_path} has no credential_process line")
+    return parser.get(section, "credential_process")
+
+
+def run_credential_process(user, config_path, profile, timeout=60):
+    """Run a profile's credential_process as ``user``, as the AWS SDK would; returns the credentials' expiry.
+
+    Raises RotationError with the helper's own message when it gives no credentials.
+    """
+    command = read_profile_command(config_path, profile)
+    account = pwd.getpwnam(user)
+
+    def become():
+        if os.geteuid() == 0 and account.pw_uid != 0:
+            os.setgid(account.pw_gid)
+            os.initgroups(user, account.pw_gid)
+            os.setuid(account.pw_uid)
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": account.pw_dir, "USER": user, "LANG": "C.UTF-8"}
+    try:
+        proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=timeout, env=env,
+                              preexec_fn=become, cwd=account.pw_dir)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RotationError(f"profile {profile!r} of {user}: the credential_process did not run ({exc})") from None
+    try:
+        output = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except ValueError:
+        output = {}
+    if output.get("Version") != 1 or not output.get("AccessKeyId"):
+        message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit status {proc.returncode}"
+        raise RotationError(f"profile {profile!r} of {user} gives no credentials: {message}")
+    return output.get("Expiration")

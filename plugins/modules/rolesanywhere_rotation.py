@@ -1,0 +1,267 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: rolesanywhere_rotation
+short_description: The host side of a certificate rotation - run lock, due decision and journal
+version_added: 0.1.0
+description:
+  - Used by the role M(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
+    certificate so that a run stopped at any point leaves the host able to get credentials.
+  - A rotation builds a new generation (key label, certificate and chain files named C(<key_label>-<UTC time>))
+    next to the current one, proves it, switches the users' C(~/.aws/config) to it and then retires the old one.
+  - Each step is recorded in the host state file (key C(rotation)), together with the monitoring fields
+    C(rotation_state) (V(ok), V(due), V(renewed), V(failed)), C(stuck_since), C(last_attempt_at), C(last_error) and
+    the certificate's C(serial) and C(not_after), which M(rolesanywhere.fleet.rolesanywhere_host_state) and
+    C(playbooks/report.yml) show.
+  - Runs on one host take turns through a lock (O(lock_path)); a run that dies leaves a lock that expires after
+    O(lock_ttl) seconds.
+options:
+  action:
+    description:
+      - V(begin) takes the lock and decides (due or not, leftovers of a stopped run to discard, a switch to
+        finish, an old generation to retire); with nothing to do it records V(ok) and frees the lock.
+      - V(record) notes that O(phase) is done; V(switched) makes the proven generation current.
+      - V(verify) runs each profile's C(credential_process) as its user, as an AWS SDK would.
+      - V(finish) records the renewed (or ok) state and frees the lock; V(fail) records O(error) and returns what
+        to undo; V(rolled_back) notes that the configs use the current generation again; V(release) frees the lock.
+    type: str
+    required: true
+    choices: [begin, record, switched, verify, finish, fail, rolled_back, release]
+  run_id:
+    description: Identifies this run (the same for all its tasks), the owner of the lock.
+    type: str
+    required: true
+  path:
+    description: The host state file (JSON local facts).
+    type: path
+    default: /etc/ansible/facts.d/rolesanywhere.fact
+  lock_path:
+    description: The lock file. Defaults to O(path) with C(.lock) appended.
+    type: path
+  lock_ttl:
+    description: Seconds the lock stays valid after each task of the run; must exceed the longest step.
+    type: int
+    default: 900
+  lock_wait:
+    description: Seconds V(begin) waits for another run's lock before failing.
+    type: int
+    default: 900
+  host:
+    description: The host's name, which seeds its jitter.
+    type: str
+  key_label:
+    description: The key label enrol used; generation names start with it.
+    type: str
+    default: rolesanywhere
+  pki_dir:
+    description: The directory of the certificate files.
+    type: path
+    default: /etc/rolesanywhere-fleet
+  chain:
+    description: Whether each generation has a chain file (AWS Private CA).
+    type: bool
+    default: false
+  renew_before:
+    description: Renew when less than this is left, a duration (V(30d), V(12h)) or a share of the lifetime (V(33%)).
+    type: str
+    default: 33%
+  jitter:
+    description:
+      - Per host, the renewal window shrinks by up to this share (0 to 1) of itself, derived from the host name
+        and certificate serial, so a fleet's renewals spread over several runs.
+    type: float
+    default: 0.2
+  force:
+    description: Renew now, due or not.
+    type: bool
+    default: false
+  rekey:
+    description: A new key for each generation; V(false) keeps the key and renews only the certificate.
+    type: bool
+    default: true
+  phase:
+    description: The step just completed, for O(action=record).
+    type: str
+    choices: [key, csr, issued, installed, switching]
+  error:
+    description: What failed, for O(action=fail). Never put a secret here; the state file is world-readable.
+    type: str
+  profiles:
+    description: For O(action=verify), the profiles to run (C(user), C(profile), optional C(config_path)).
+    type: list
+    elements: dict
+    default: []
+attributes:
+  check_mode:
+    support: full
+    details: V(begin) decides without writing or locking; the other actions change nothing in check mode.
+  diff_mode:
+    support: none
+author:
+  - rolesanywhere.fleet developers
+seealso:
+  - module: rolesanywhere.fleet.rolesanywhere_host_state
+"""
+
+EXAMPLES = r"""
+- name: Take the lock and decide
+  rolesanywhere.fleet.rolesanywhere_rotation:
+    action: begin
+    run_id: "{{ run_id }}"
+    host: "{{ inventory_hostname }}"
+    renew_before: 33%
+  register: plan
+
+- name: Note that the new key exists
+  rolesanywhere.fleet.rolesanywhere_rotation:
+    action: record
+    run_id: "{{ run_id }}"
+    phase: key
+"""
+
+RETURN = r"""
+plan:
+  description: What V(begin) decided.
+  returned: action=begin
+  type: dict
+  contains:
+    due:
+      description: Whether a new generation is to be made (or a stopped switch finished).
+      type: bool
+    reason:
+      description: Why, with the days left and the renewal window.
+      type: str
+    done:
+      description: Nothing to do on this host; the lock is already free.
+      type: bool
+    resume:
+      description: A stopped run had proven V(new) and started the switch; this run finishes it.
+      type: bool
+    current:
+      description: The generation in use (C(name), C(key_label), C(certificate), C(chain), C(csr)).
+      type: dict
+    new:
+      description: The generation to make or finish, or null.
+      type: dict
+    discard:
+      description: Unproven generations of stopped runs to delete (C(delete_key) says whether the key goes too).
+      type: list
+      elements: dict
+    retire:
+      description: The previous generation, to delete now that the switch is proven, or null.
+      type: dict
+    waited:
+      description: Seconds spent waiting for another run's lock.
+      type: float
+undo:
+  description: What the caller must undo after V(fail) (C(rollback_configs), C(discard), C(phase)).
+  returned: action=fail
+  type: dict
+discard:
+  description: Generations to delete after V(rolled_back).
+  returned: action=rolled_back
+  type: list
+  elements: dict
+verified:
+  description: For V(verify), per profile the expiry of the credentials it obtained.
+  returned: action=verify
+  type: list
+  elements: dict
+host_state:
+  description: The state file's content after the action.
+  returned: always
+  type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _rotation
+
+
+def verify_profiles(profiles):
+    verified = []
+    for entry in profiles:
+        user, profile = entry.get("user"), entry.get("profile")
+        if not user or not profile:
+            raise _rotation.RotationError(f"each of profiles needs user and profile, got {entry!r}")
+        config_path = entry.get("config_path") or os.path.join(os.path.expanduser(f"~{user}"), ".aws", "config")
+        expiration = _rotation.run_credential_process(user, config_path, profile)
+        verified.append(dict(user=user, profile=profile, expiration=expiration))
+    return verified
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True,
+                        choices=["begin", "record", "switched", "verify", "finish", "fail", "rolled_back", "release"]),
+            run_id=dict(type="str", required=True),
+            path=dict(type="path", default=_host_state.DEFAULT_STATE_PATH),
+            lock_path=dict(type="path"),
+            lock_ttl=dict(type="int", default=900),
+            lock_wait=dict(type="int", default=900),
+            host=dict(type="str"),
+            key_label=dict(type="str", default="rolesanywhere"),
+            pki_dir=dict(type="path", default="/etc/rolesanywhere-fleet"),
+            chain=dict(type="bool", default=False),
+            renew_before=dict(type="str", default="33%"),
+            jitter=dict(type="float", default=0.2),
+            force=dict(type="bool", default=False),
+            rekey=dict(type="bool", default=True),
+            phase=dict(type="str", choices=["key", "csr", "issued", "installed", "switching"]),
+            error=dict(type="str"),
+            profiles=dict(type="list", elements="dict", default=[]),
+        ),
+        required_if=[("action", "begin", ("host",)), ("action", "record", ("phase",)), ("action", "fail", ("error",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["lock_ttl"] < 10:
+        module.fail_json(msg=f"lock_ttl {params['lock_ttl']} is too short: give at least 10 seconds")
+    if not 0 <= params["jitter"] <= 1:
+        module.fail_json(msg=f"jitter {params['jitter']} must be between 0 and 1 (a share of the renewal window)")
+    action = params["action"]
+    lock = _rotation.RunLock(params["lock_path"] or params["path"] + ".lock")
+    result = dict(changed=False)
+    try:
+        renew_before = _host_state.RenewBefore(params["renew_before"])
+        rotation = _rotation.Rotation(params["path"], lock, params["run_id"], params["lock_ttl"],
+                                      dry_run=module.check_mode)
+        now = _host_state.now_utc()
+        if action == "begin":
+            waited = 0.0 if module.check_mode else lock.acquire(params["run_id"], params["lock_ttl"],
+                                                               params["lock_wait"])
+            plan = rotation.begin(host=params["host"], base_label=params["key_label"], pki_dir=params["pki_dir"],
+                                  chain=params["chain"], renew_before=renew_before, jitter=params["jitter"],
+                                  force=params["force"], rekey=params["rekey"], now=now)
+            result.update(plan=dict(plan, waited=waited), changed=rotation.changed or not plan["done"])
+        elif action == "verify":
+            result["verified"] = verify_profiles(params["profiles"])
+        elif not module.check_mode:
+            if action == "record":
+                rotation.record(params["phase"])
+            elif action == "switched":
+                rotation.switched()
+            elif action == "finish":
+                rotation.finish(now)
+            elif action == "fail":
+                result["undo"] = rotation.fail(params["error"], now)
+            elif action == "rolled_back":
+                result["discard"] = rotation.rolled_back()
+            else:
+                rotation.release()
+            result["changed"] = rotation.changed
+    except (_rotation.RotationError, ValueError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    result["host_state"] = rotation.state
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
