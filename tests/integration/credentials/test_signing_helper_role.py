@@ -133,9 +133,13 @@ def test_service_units_are_hardened_keep_the_pin_private_and_follow_the_certific
              private_key="/etc/rolesanywhere/host.key", trust_anchor_arn=ANCHOR, profile_arn=PROFILE, role_arn=ROLE,
              credentials_file="/home/app/.aws/credentials"),
     ]
-    variables = python_vars(tmp_path, signing_helper_services=services)
+    variables = python_vars(tmp_path, signing_helper_services=services, signing_helper_p11kit_dir=str(tmp_path / "p11"),
+                            signing_helper_p11kit_modules=[{"name": "softhsm-ra",
+                                                            "module": "/usr/lib/softhsm/libsofthsm2.so"}])
     (tmp_path / "units").mkdir()
     run_playbook(PLAYBOOK, extra_vars=variables)
+    registered = (tmp_path / "p11" / "softhsm-ra.module").read_text().splitlines()
+    assert "module: /usr/lib/softhsm/libsofthsm2.so" in registered and not [l for l in registered if "critical" in l]
     serve_unit = (tmp_path / "units" / "rolesanywhere-app-serve.service").read_text()
     update_unit = (tmp_path / "units" / "rolesanywhere-app-update.service").read_text()
     assert "97315" not in serve_unit
