@@ -56,7 +56,7 @@ def test_aws_install_from_local_file_and_checksum_mismatch_keeps_old_binary(tmp_
     assert "selected=aws" in checked.stdout
 
     first = run_playbook(PLAYBOOK, extra_vars=variables)
-    assert recap(first)["changed"] > 0 and "selected=aws" in first.stdout
+    assert recap(first)["changed"] > 0 and "selected=aws" in first.stdout and "version=1.5.0" in first.stdout
     assert installed.read_bytes() == good.read_bytes()
     assert stat.S_IMODE(installed.stat().st_mode) == 0o755
     assert subprocess.run([installed, "version"], capture_output=True, text=True).stdout == "1.5.0\n"
@@ -106,7 +106,7 @@ def test_python_install_runs_the_collection_code_with_its_interpreter(tmp_path):
     assert recap(checked)["failed"] == 0 and not (tmp_path / "opt").exists()
     assert "selected=python" in checked.stdout
     first = run_playbook(PLAYBOOK, extra_vars=variables)
-    assert recap(first)["changed"] > 0 and "selected=python" in first.stdout
+    assert recap(first)["changed"] > 0 and "selected=python" in first.stdout and "version=0.1.0" in first.stdout
     command = tmp_path / "bin" / "rolesanywhere-credential-helper"
     assert os.path.realpath(command) == str(tmp_path / "opt" / "bin" / "rolesanywhere-credential-helper")
     assert command.read_text().splitlines()[0] == f"#!{sys.executable}"
@@ -212,3 +212,12 @@ def test_python_venv_installs_offline_from_a_wheelhouse(tmp_path):
     assert "cannot import cryptography and python-pkcs11" in proc.stdout
     assert "signing_helper_wheelhouse" in proc.stdout
     assert not (tmp_path / "bin" / "rolesanywhere-credential-helper").exists()
+
+
+def test_aws_binary_that_cannot_run_fails_with_the_fix(tmp_path):
+    release = tmp_path / "release"
+    release.write_bytes(b"\x7fELF not really a binary\n")
+    sha = hashlib.sha256(release.read_bytes()).hexdigest()
+    proc = run_playbook(PLAYBOOK, extra_vars=aws_vars(tmp_path, release, sha), check=False)
+    assert proc.returncode != 0
+    assert "aws_signing_helper version failed" in proc.stdout and "signing_helper_impl python" in proc.stdout
