@@ -58,13 +58,13 @@ class ServiceError(RolesAnywhereError):
     come from the response; ``str()`` follows the Go helper's wording.
     """
 
-    def __init__(self, status, error_type, message, request_id=""):
+    def __init__(self, status, error_type, message, request_id="", operation="RolesAnywhere: CreateSession"):
         self.status = status
         self.error_type = error_type
         self.message = message
         self.request_id = request_id
         super().__init__(
-            f"operation error RolesAnywhere: CreateSession, https response error StatusCode: {status}, "
+            f"operation error {operation}, https response error StatusCode: {status}, "
             f"RequestID: {request_id}, {error_type}: {message}"
         )
 
@@ -133,13 +133,13 @@ def canonical_request(method: str, query: str, headers: dict, body: bytes, uri: 
     return text, signed_headers
 
 
-def credential_scope(date: str, region: str) -> str:
-    return f"{date[:8]}/{region}/{SERVICE}/aws4_request"
+def credential_scope(date: str, region: str, service: str = SERVICE) -> str:
+    return f"{date[:8]}/{region}/{service}/aws4_request"
 
 
-def string_to_sign(algorithm: str, date: str, region: str, canonical: str) -> str:
+def string_to_sign(algorithm: str, date: str, region: str, canonical: str, service: str = SERVICE) -> str:
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return "\n".join([algorithm, date, credential_scope(date, region), digest])
+    return "\n".join([algorithm, date, credential_scope(date, region, service), digest])
 
 
 def algorithm_for(key) -> str:
@@ -496,3 +496,77 @@ def create_session(
     if response.status not in (200, 201):
         raise _error_from_response(response.status, response.headers, body)
     return parse_session_response(body)
+
+
+# ---------------------------------------------------------------- proving the credentials
+
+def _hmac(key: bytes, text: str) -> bytes:
+    import hmac
+
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def get_caller_identity(
+    session: Session,
+    region: str,
+    *,
+    endpoint: str | None = None,
+    ca_bundle: str | None = None,
+    verify: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict:
+    """sts:GetCallerIdentity with the session's credentials: ``{"arn", "account", "user_id"}``.
+
+    Plain SigV4 (HMAC) with the standard library, so hosts need no boto3 to prove their credentials.
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    url = urlsplit(endpoint or f"https://sts.{region}.amazonaws.com")
+    if not url.hostname:
+        raise ConfigurationError(f"STS endpoint {endpoint!r} has no host: use e.g. https://host:port")
+    host = url.netloc.rsplit("@", 1)[-1]
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    date = amz_date(datetime.datetime.now(datetime.timezone.utc))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+        "Host": host,
+        "X-Amz-Date": date,
+        "X-Amz-Security-Token": session.session_token,
+    }
+    path = url.path.rstrip("/") or "/"
+    canonical, signed_headers = canonical_request("POST", "", headers, body, uri=path)
+    to_sign = string_to_sign("AWS4-HMAC-SHA256", date, region, canonical, "sts")
+    key = ("AWS4" + session.secret_access_key).encode("utf-8")
+    for part in (date[:8], region, "sts", "aws4_request"):
+        key = _hmac(key, part)
+    signature = _hmac(key, to_sign).hex()
+    headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={session.access_key_id}/"
+                                f"{credential_scope(date, region, 'sts')}, SignedHeaders={signed_headers}, "
+                                f"Signature={signature}")
+    headers["Content-Length"] = str(len(body))
+    connection = _connection(url, ca_bundle, verify, timeout, False)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        raise TransportError(f"cannot reach the STS endpoint {url.scheme}://{host}: {reason}") from None
+    finally:
+        connection.close()
+    try:
+        document = ElementTree.fromstring(answer)
+    except ElementTree.ParseError:
+        document = None
+
+    def field(name):
+        found = None if document is None else document.find(f".//{{*}}{name}")
+        return found.text if found is not None and found.text else ""
+
+    if response.status != 200:
+        raise ServiceError(response.status, field("Code") or "UnknownError", field("Message") or "no message",
+                           field("RequestId"), operation="STS: GetCallerIdentity")
+    identity = {"arn": field("Arn"), "account": field("Account"), "user_id": field("UserId")}
+    if not identity["arn"]:
+        raise ResponseError("sts:GetCallerIdentity answered without an Arn")
+    return identity

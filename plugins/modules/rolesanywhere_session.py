@@ -14,7 +14,8 @@ description:
   - Sends the request exactly as AWS's C(aws_signing_helper) does (the collection's one SigV4-X509 signer).
   - "Temporary credentials are returned only with O(return_credentials=true), and then only from a task with
     C(no_log: true)."
-  - With O(verify_identity=true) the credentials are also used for C(sts:GetCallerIdentity) (needs boto3 on the host).
+  - With O(verify_identity=true) the credentials are also used for C(sts:GetCallerIdentity) (plain SigV4 from the
+    standard library: the host needs no boto3).
   - The module never changes anything, so it always reports C(changed=false) and runs in check mode too.
 options:
   certificate:
@@ -197,23 +198,6 @@ def signing_key(params):
         yield _pkcs11.token_private_key(session, params["key_label"], key_id)
 
 
-def caller_identity(params, session):
-    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _aws
-
-    if _aws.boto3 is None:
-        raise sigv4.ConfigurationError("verify_identity needs boto3 on the host: pip install boto3, or turn it off")
-    connection = dict(access_key=session.access_key_id, secret_key=session.secret_access_key,
-                      session_token=session.session_token,
-                      region=params["region"] or sigv4.parse_arn(params["trust_anchor_arn"], "trust anchor ARN").region,
-                      endpoint_urls={"sts": params["sts_endpoint"]} if params["sts_endpoint"] else {},
-                      validate_certs=params["validate_certs"], aws_ca_bundle=params["ca_bundle"])
-    try:
-        identity = _aws.client_factory(connection, "sts").get_caller_identity()
-    except _aws.AWSError as exc:
-        raise sigv4.RolesAnywhereError(f"the credentials were issued but sts:GetCallerIdentity failed: {exc}") from None
-    return {"arn": identity["Arn"], "account": identity["Account"], "user_id": identity["UserId"]}
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -285,7 +269,10 @@ def main():
             certificate_subject=certificate.subject.rfc4514_string(),
         )
         if params["verify_identity"]:
-            result["caller_identity"] = caller_identity(params, session)
+            region = params["region"] or sigv4.parse_arn(params["trust_anchor_arn"], "trust anchor ARN").region
+            result["caller_identity"] = sigv4.get_caller_identity(
+                session, region, endpoint=params["sts_endpoint"], ca_bundle=params["ca_bundle"],
+                verify=params["validate_certs"])
     except sigv4.ServiceError as exc:
         module.fail_json(msg=str(exc), status=exc.status, error_type=exc.error_type)
     except (sigv4.RolesAnywhereError, _pkcs11.TokenError) as exc:

@@ -191,3 +191,20 @@ def test_certificate_and_key_both_on_the_token(stand, installed_helper, tmp_path
     proc = run_helper(installed_helper, stand, *args, env=stand.env(**token.env))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["AccessKeyId"].startswith("ASIA")
+
+
+def test_get_caller_identity_is_signed_correctly(stand):
+    """The hosts' boto3-free STS call: moto (enforcing IAM) accepts our SigV4 and refuses a wrong secret."""
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _sigv4x509 as sigv4
+
+    key = sigv4.load_private_key_file(str(stand.file_key_path))
+    certificate = sigv4.load_certificate_file(str(stand.file_cert_path))
+    session = sigv4.create_session(key, certificate, endpoint=stand.ra.url,
+                                   **{k: v for k, v in stand.arns.items() if k != "role_name"})
+    identity = sigv4.get_caller_identity(session, "us-east-1", endpoint=stand.ra.moto.endpoint)
+    assert identity["arn"] == session.assumed_role_arn and identity["account"] == stand.ra.account
+    session.secret_access_key = "x" + session.secret_access_key[1:]
+    with pytest.raises(sigv4.ServiceError) as refused:
+        sigv4.get_caller_identity(session, "us-east-1", endpoint=stand.ra.moto.endpoint)
+    assert refused.value.status == 403 and "STS: GetCallerIdentity" in str(refused.value)
+    assert refused.value.error_type == "SignatureDoesNotMatch"
