@@ -1,8 +1,9 @@
 """enrol.yml on a local fleet of 5 SSH hosts: keys on each host's SoftHSM2 token, certificates from the
 controller's CA, the bundled helper wired into ~/.aws/config, credentials proven against ra_local + moto."""
 import json
+import os
 import re
-from pathlib import Path
+import stat
 
 import pytest
 
@@ -24,7 +25,6 @@ def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):
     stopped = names[-1]
     fleet.stop(stopped)
     first = run_playbook(ENROL, inventory=str(enrol_site.inventory), check=False, args=["-vvv"])
-    Path("/tmp/enrol-first.log").write_text(first.stdout + first.stderr)
     summary = recap(first.stdout)
     assert summary[stopped]["unreachable"] == 1, first.stdout[-3000:]
     for name in names[:-1]:
@@ -47,3 +47,31 @@ def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):
                                          "--endpoint-url", site.gate.url, "--output", "json"])
         arn = json.loads(identity.stdout)["Arn"]
         assert arn.startswith(f"arn:aws:sts::{site.ra.account}:assumed-role/{site.arns['role_arn'].rsplit('/', 1)[1]}/")
+        assert_keys_never_leave_the_token(fleet, name)
+        assert_no_readable_file_holds_a_secret(fleet.upper(name), site.secrets())
+
+
+def assert_keys_never_leave_the_token(fleet, name):
+    """Every private key on the host's token, read independently with OpenSC's pkcs11-tool."""
+    listing = fleet.run(name, "pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label rolesanywhere "
+                              "--login --pin \"$(cat /etc/rolesanywhere-fleet/token.pin)\" -O --type privkey").stdout
+    keys = listing.split("Private Key Object")[1:]
+    assert keys, listing
+    for key in keys:
+        access = re.search(r"Access:\s*(.*)", key).group(1)
+        assert "sensitive" in access and "never extractable" in access, key
+        assert "extractable" not in access.replace("never extractable", ""), key
+
+
+def assert_no_readable_file_holds_a_secret(upper, secrets):
+    """No file the host wrote that others may read contains a PIN or the CA passphrase."""
+    for root, _dirs, files in os.walk(upper):
+        for filename in files:
+            path = os.path.join(root, filename)
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or not info.st_mode & stat.S_IROTH:
+                continue
+            with open(path, "rb") as fh:
+                content = fh.read()
+            for secret in secrets:
+                assert secret.encode() not in content, f"{path} (mode {oct(info.st_mode & 0o777)}) contains a secret"
