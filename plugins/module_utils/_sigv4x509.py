@@ -11,7 +11,8 @@ The signature is one SHA-256 signature over the string to sign with the certific
 or RSA PKCS#1 v1.5), hex encoded; ``Credential=`` carries the certificate serial in decimal.
 
 Any cryptography private key object signs, including token-backed keys whose ``sign()`` runs on a
-PKCS#11 token.
+PKCS#11 token. ``get_caller_identity`` proves the credentials with sts:GetCallerIdentity (plain SigV4), so
+hosts need no boto3.
 """
 from __future__ import annotations
 

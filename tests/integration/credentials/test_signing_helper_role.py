@@ -221,3 +221,10 @@ def test_aws_binary_that_cannot_run_fails_with_the_fix(tmp_path):
     proc = run_playbook(PLAYBOOK, extra_vars=aws_vars(tmp_path, release, sha), check=False)
     assert proc.returncode != 0
     assert "aws_signing_helper version failed" in proc.stdout and "signing_helper_impl python" in proc.stdout
+
+
+def test_python_impl_refuses_an_interpreter_that_does_not_run(tmp_path):
+    variables = python_vars(tmp_path, signing_helper_python=str(tmp_path / "no-such-python"))
+    proc = run_playbook(PLAYBOOK, extra_vars=variables, check=False)
+    assert proc.returncode != 0 and "does not run: set signing_helper_python" in proc.stdout
+    assert not (tmp_path / "opt" / "lib").exists()
