@@ -117,10 +117,16 @@ def stand(ra_endpoint, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def installed_helper(tmp_path_factory):
-    """The bundled helper installed by the role signing_helper (impl python) into a temporary prefix."""
+def installed_helper_vars(tmp_path_factory):
+    """Role variables installing the bundled helper (impl python) into a temporary prefix."""
     root = tmp_path_factory.mktemp("helper")
-    run_playbook(HERE / "playbooks" / "signing_helper.yml", extra_vars=dict(
-        signing_helper_impl="python", signing_helper_python_deps="existing", signing_helper_python=sys.executable,
-        signing_helper_prefix=str(root / "opt"), signing_helper_bin_dir=str(root / "bin")))
-    return root / "bin" / "rolesanywhere-credential-helper"
+    return dict(signing_helper_impl="python", signing_helper_python_deps="existing",
+                signing_helper_python=sys.executable, signing_helper_prefix=str(root / "opt"),
+                signing_helper_bin_dir=str(root / "bin"))
+
+
+@pytest.fixture(scope="session")
+def installed_helper(installed_helper_vars):
+    """The bundled helper installed by the role signing_helper; returns the command's path."""
+    run_playbook(HERE / "playbooks" / "signing_helper.yml", extra_vars=installed_helper_vars)
+    return Path(installed_helper_vars["signing_helper_bin_dir"]) / "rolesanywhere-credential-helper"

@@ -97,28 +97,29 @@ def python_vars(tmp_path, **extra):
     return values
 
 
-def test_python_install_runs_the_collection_code_with_its_interpreter(tmp_path):
-    variables = python_vars(tmp_path)
-    (tmp_path / "units").mkdir()
+def test_python_install_runs_the_collection_code_with_its_interpreter(tmp_path, installed_helper,
+                                                                     installed_helper_vars):
     # auto falls back to the bundled helper where AWS ships no build (no architecture mapped here)
-    fallback = dict(variables, signing_helper_impl="auto", signing_helper_aws_arch_names={})
+    fallback = python_vars(tmp_path, signing_helper_impl="auto", signing_helper_aws_arch_names={})
     checked = run_playbook(PLAYBOOK, extra_vars=fallback, args=["--check"])
     assert recap(checked)["failed"] == 0 and not (tmp_path / "opt").exists()
     assert "selected=python" in checked.stdout
-    first = run_playbook(PLAYBOOK, extra_vars=variables)
-    assert recap(first)["changed"] > 0 and "selected=python" in first.stdout and "version=0.1.0" in first.stdout
-    command = tmp_path / "bin" / "rolesanywhere-credential-helper"
-    assert os.path.realpath(command) == str(tmp_path / "opt" / "bin" / "rolesanywhere-credential-helper")
-    assert command.read_text().splitlines()[0] == f"#!{sys.executable}"
-    lib = tmp_path / "opt" / "lib" / "ansible_collections" / "rolesanywhere" / "fleet" / "plugins" / "module_utils"
+
+    # the session's install (the role applied by the installed_helper fixture)
+    prefix = Path(installed_helper_vars["signing_helper_prefix"])
+    assert os.path.realpath(installed_helper) == str(prefix / "bin" / "rolesanywhere-credential-helper")
+    assert installed_helper.read_text().splitlines()[0] == f"#!{sys.executable}"
+    lib = prefix / "lib" / "ansible_collections" / "rolesanywhere" / "fleet" / "plugins" / "module_utils"
     repo_utils = Path(__file__).resolve().parents[3] / "plugins" / "module_utils"
     for name in ("_sigv4x509.py", "_credential_helper.py", "_pkcs11.py"):
         assert (lib / name).read_bytes() == (repo_utils / name).read_bytes()
+        assert list((lib / "__pycache__").glob(name[:-3] + ".*.pyc"))  # precompiled for unprivileged users
     # The installed command imports the installed copy, not the repository (clean environment, no PYTHONPATH).
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    proc = subprocess.run([command, "version"], capture_output=True, text=True, env=env)
+    proc = subprocess.run([installed_helper, "version"], capture_output=True, text=True, env=env)
     assert (proc.returncode, proc.stdout) == (0, "0.1.0\n"), proc.stderr
-    assert recap(run_playbook(PLAYBOOK, extra_vars=variables))["changed"] == 0
+    rerun = run_playbook(PLAYBOOK, extra_vars=installed_helper_vars)
+    assert recap(rerun)["changed"] == 0 and "version=0.1.0" in rerun.stdout
 
 
 def test_service_units_are_hardened_keep_the_pin_private_and_follow_the_certificate(tmp_path):
