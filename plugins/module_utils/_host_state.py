@@ -4,6 +4,7 @@
 Pure Python: used by the host-state module, the rotate role and report.yml.
 """
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -90,6 +91,30 @@ def classify(summary, renew_before, now, last_error=None):
         return "due", days_left
     # Written by the rotate role: the host runs on a certificate it renewed itself.
     return ("renewed" if summary.get("rotation_state") == "renewed" else "ok"), days_left
+
+
+def file_digests(paths):
+    """SHA-256 of each file (None when missing): what a converged host must still have."""
+    digests = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                digests[path] = hashlib.sha256(fh.read()).hexdigest()
+        except FileNotFoundError:
+            digests[path] = None
+    return digests
+
+
+def is_converged(state, fingerprint, status):
+    """True when the host was enrolled with these inputs, nothing it manages drifted and its certificate is good."""
+    recorded = state.get("managed_files") or {}
+    return (
+        bool(fingerprint)
+        and state.get("fingerprint") == fingerprint
+        and status in ("ok", "renewed")
+        and bool(recorded)
+        and file_digests(recorded) == recorded
+    )
 
 
 def read_state(path):

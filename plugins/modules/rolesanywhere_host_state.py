@@ -36,6 +36,17 @@ options:
         C(last_error) (V(null) clears it). Never put a secret here: the file is world-readable.
     type: dict
     default: {}
+  fingerprint:
+    description:
+      - A digest of the inputs the host was enrolled with. V(present) records it; both states return
+        RV(converged), true when the recorded fingerprint equals this one, the certificate is good and no file
+        recorded with O(managed_files) changed, so a role can skip work that would change nothing.
+    type: str
+  managed_files:
+    description: Files whose SHA-256 are recorded with V(present) and checked for RV(converged).
+    type: list
+    elements: path
+    default: []
   state:
     description: V(present) writes the state file; V(query) only reads and classifies it.
     type: str
@@ -67,6 +78,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+converged:
+  description: Whether the host is enrolled as O(fingerprint) describes and nothing it manages drifted.
+  returned: always
+  type: bool
 host_state:
   description: The state as stored, plus the computed C(status) and C(days_left).
   returned: always
@@ -86,6 +101,8 @@ from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state im
     RenewBefore,
     certificate_summary,
     classify,
+    file_digests,
+    is_converged,
     merge_state,
     now_utc,
     read_state,
@@ -101,6 +118,8 @@ def main():
             certificate_path=dict(type="path"),
             renew_before=dict(type="str", default="33%"),
             updates=dict(type="dict", default={}),
+            fingerprint=dict(type="str"),
+            managed_files=dict(type="list", elements="path", default=[]),
             state=dict(type="str", choices=["present", "query"], default="present"),
         ),
         supports_check_mode=True,
@@ -120,6 +139,11 @@ def main():
         except (OSError, ValueError) as exc:
             module.fail_json(msg=f"cannot read certificate {params['certificate_path']}: {exc}")
 
+    if params["fingerprint"]:
+        updates["fingerprint"] = params["fingerprint"]
+    if params["managed_files"]:
+        updates["managed_files"] = file_digests(params["managed_files"])
+
     now = now_utc()
     if params["state"] == "query":
         new, changed = old, False
@@ -130,7 +154,8 @@ def main():
             write_state(params["path"], new)
 
     status, days_left = classify(new if "not_after" in new else None, renew_before, now, new.get("last_error"))
-    result = dict(changed=changed, host_state=dict(new, status=status, days_left=days_left))
+    result = dict(changed=changed, host_state=dict(new, status=status, days_left=days_left),
+                  converged=is_converged(new, params["fingerprint"], status))
     if module._diff:
         result["diff"] = dict(before=old, after=new)
     module.exit_json(**result)

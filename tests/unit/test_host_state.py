@@ -96,3 +96,27 @@ def test_module_refuses_a_missing_certificate_and_writes_nothing(tmp_path, modul
     result = module("rolesanywhere_host_state", {"path": str(state_path), "certificate_path": str(tmp_path / "nope.pem")})
     assert result.failed and "cannot read certificate" in result["msg"]
     assert not state_path.exists()
+
+
+def test_converged_only_with_the_same_inputs_and_no_drift(tmp_path, module):
+    cert = tmp_path / "host.pem"
+    cert.write_bytes(make_cert(90))
+    config = tmp_path / "config"
+    config.write_text("[profile ra]\n")
+    state_path = tmp_path / "rolesanywhere.fact"
+    recorded = module("rolesanywhere_host_state", {
+        "path": str(state_path), "certificate_path": str(cert), "fingerprint": "inputs-1",
+        "managed_files": [str(cert), str(config)]})
+    assert recorded.changed and recorded["converged"]
+
+    def query(fingerprint):
+        return module("rolesanywhere_host_state", {"path": str(state_path), "state": "query", "fingerprint": fingerprint})
+
+    assert query("inputs-1")["converged"]
+    assert not query("inputs-2")["converged"]           # the inventory asks for something else
+    config.write_text("[profile ra]\nregion = x\n")
+    assert not query("inputs-1")["converged"]           # a managed file drifted
+    config.write_text("[profile ra]\n")
+    assert query("inputs-1")["converged"]
+    config.unlink()
+    assert not query("inputs-1")["converged"]           # a managed file is gone

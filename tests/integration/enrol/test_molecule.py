@@ -6,7 +6,6 @@ import subprocess
 
 import pytest
 
-from tests.fleet import netns_fleet
 from tests.site import LocalSite
 from tests.support.ansible import REPO, ansible_env
 
@@ -29,18 +28,16 @@ def section(output, step):
 
 
 @pytest.mark.parametrize("scenario, hosts", [("default", ["enrol-a", "enrol-b", "enrol-c"])])
-def test_molecule_scenario(scenario, hosts, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("the test fleet needs root")
-    # The site binds the fleet bridge: bring it up with a placeholder host that the scenario does not use.
-    netns_fleet.up(["site-bridge"], fresh=True, owner_pid=os.getpid())
+def test_molecule_scenario(scenario, hosts, fleet, tmp_path):
+    # The site binds the fleet bridge: a placeholder host (not in the scenario) keeps the bridge up.
+    placeholder = fleet(1)
     try:
         with LocalSite(tmp_path / "site") as site:
             site_vars = tmp_path / "site.json"
             site_vars.write_text(json.dumps(site.enrol_vars()))
             proc = run_molecule(scenario, site_vars)
     finally:
-        netns_fleet.remove(["site-bridge"])
+        placeholder.remove()
     output = proc.stdout
     assert proc.returncode == 0, output[-8000:]
     for step, changed in (("idempotence", 0), ("verify", 0)):
