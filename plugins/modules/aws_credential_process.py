@@ -71,12 +71,14 @@ options:
     type: path
   pin:
     description:
-      - The token user PIN, written into the URI as C(?pin-value=). Needed for O(impl=aws) unless O(pin_file) is set.
+      - The token user PIN, written into the URI as C(?pin-value=).
+      - O(impl=aws) uses it when given; O(impl=python) only when O(pin_file) is not set. Giving both lets one task
+        serve either implementation.
     type: str
   pin_file:
     description:
-      - A 0600 file holding the PIN. O(impl=python) references it (C(?pin-source=file:)); O(impl=aws) cannot
-        read files, so the module reads it and writes the PIN into the URI.
+      - A 0600 file holding the PIN. O(impl=python) references it (C(?pin-source=file:)), so the config holds no
+        PIN; O(impl=aws) cannot read files, so without O(pin) the module reads it and writes the PIN into the URI.
     type: path
   token_env:
     description:
@@ -199,12 +201,11 @@ def key_reference(params):
         return params["private_key"]
     key_id = _pkcs11.parse_key_id(params["key_id"])
     pin_value, pin_source = params["pin"], None
-    if params["pin_file"]:
-        if params["impl"] == "aws":
-            spec = _pkcs11.TokenSpec(module_path="", token_label=params["token_label"], pin_file=params["pin_file"])
-            pin_value = _pkcs11.read_pin(spec)
-        else:
-            pin_source = params["pin_file"]
+    if params["impl"] == "python" and params["pin_file"]:
+        pin_value, pin_source = None, params["pin_file"]
+    elif params["impl"] == "aws" and pin_value is None:
+        spec = _pkcs11.TokenSpec(module_path="", token_label=params["token_label"], pin_file=params["pin_file"])
+        pin_value = _pkcs11.read_pin(spec)
     return _pkcs11.pkcs11_uri(params["token_label"], params["key_label"], key_id, "private",
                               pin_value=pin_value, pin_source=pin_source)
 
@@ -279,7 +280,7 @@ def main():
             role_session_name=dict(type="str"),
             cache=dict(type="bool", default=False),
         ),
-        mutually_exclusive=[("private_key", "token_label"), ("pin", "pin_file")],
+        mutually_exclusive=[("private_key", "token_label")],
         required_if=[("state", "present", ("certificate", "trust_anchor_arn", "profile_arn", "role_arn"))],
         required_together=[("token_label", "key_label")],
         supports_check_mode=True,

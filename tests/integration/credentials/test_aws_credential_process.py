@@ -126,6 +126,14 @@ def test_aws_impl_puts_pin_in_uri_and_masks_it(tmp_path):
     assert key.endswith(f"?pin-value={PIN}") and "--cache" not in words
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert not run_module("aws_credential_process", options).changed
+    # Both PIN sources in one task (roles that serve either implementation): aws takes pin, python pin_file.
+    both = dict(options, pin="24680")
+    assert run_module("aws_credential_process", both).changed
+    assert "pin-value=24680" in section_lines(config.read_text(), "[profile ra]")[0]
+    python = dict(both, impl="python")
+    assert run_module("aws_credential_process", python).changed
+    line = section_lines(config.read_text(), "[profile ra]")[0]
+    assert f"pin-source=file:{pin_file}" in line and "pin-value" not in line
 
 
 @pytest.mark.parametrize(
