@@ -100,18 +100,18 @@ class RunLock:
         lost = {}
 
         def extend(record):
-            now = clock()
-            if record.get("owner") == owner or (record.get("owner") is None):
-                return {"owner": owner, "acquired_at": record.get("acquired_at", now), "expires_at": now + ttl}
-            if record.get("expires_at", 0) <= now:
-                return {"owner": owner, "acquired_at": now, "expires_at": now + ttl}
+            # Even an expired lease is still ours if no other run took it; a free one was released by another
+            # run after ours expired, and what this run knows of the host may be stale.
+            if record.get("owner") == owner:
+                return dict(record, expires_at=clock() + ttl)
             lost.update(record)
             return None
 
         if self._update(extend) is None:
             raise RotationError(
-                f"this run's lock on {self.path} expired and run {lost.get('owner')} took over: this run stops "
-                "without touching the host. Raise rotate_lock_ttl above the longest gap between two tasks.")
+                f"this run lost its lock on {self.path} (it expired and run {lost.get('owner') or 'another run'} took "
+                "over): this run stops without touching the host. Raise rotate_lock_ttl above the longest gap "
+                "between two tasks of a run.")
 
     def release(self, owner):
         """Drop the lease if this run holds it (another run's lease is left alone)."""

@@ -222,8 +222,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["lock_ttl"] < 10:
-        module.fail_json(msg=f"lock_ttl {params['lock_ttl']} is too short: give at least 10 seconds")
+    if params["lock_ttl"] < 2:
+        module.fail_json(msg=f"lock_ttl {params['lock_ttl']} is too short: give at least 2 seconds")
     if not 0 <= params["jitter"] <= 1:
         module.fail_json(msg=f"jitter {params['jitter']} must be between 0 and 1 (a share of the renewal window)")
     action = params["action"]
@@ -231,12 +231,14 @@ def main():
     result = dict(changed=False)
     try:
         renew_before = _host_state.RenewBefore(params["renew_before"])
+        waited = 0.0
+        if action == "begin" and not module.check_mode:
+            waited = lock.acquire(params["run_id"], params["lock_ttl"], params["lock_wait"])
+        # Read only under the lock: the run before may have changed everything while this one waited.
         rotation = _rotation.Rotation(params["path"], lock, params["run_id"], params["lock_ttl"],
                                       dry_run=module.check_mode)
         now = _host_state.now_utc()
         if action == "begin":
-            waited = 0.0 if module.check_mode else lock.acquire(params["run_id"], params["lock_ttl"],
-                                                               params["lock_wait"])
             plan = rotation.begin(host=params["host"], base_label=params["key_label"], pki_dir=params["pki_dir"],
                                   chain=params["chain"], renew_before=renew_before, jitter=params["jitter"],
                                   force=params["force"], rekey=params["rekey"], now=now)

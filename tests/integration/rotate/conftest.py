@@ -1,10 +1,12 @@
 """Fleets for the rotation tests: netns SSH hosts enrolled against a local site (tests/site), with
 certificates that are due (1-day validity, renewed when less than 2 days are left) or not (30 days)."""
+import importlib
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from tests.fleet import netns_fleet
 from tests.site import LocalSite
-from tests.support.ansible import REPO, ansible_env, run_playbook
+from tests.support.ansible import REPO, ansible_env, ensure_collection_link, run_playbook
 from tests.support.fleet import fleet  # noqa: F401
 
 ENROL = REPO / "playbooks" / "enrol.yml"
@@ -23,9 +25,18 @@ TOKEN_DIR = "/var/lib/softhsm/tokens"
 PKI_DIR = "/etc/rolesanywhere-fleet"
 STATE = "/etc/ansible/facts.d/rolesanywhere.fact"
 # Rotation: due when less than 2 days are left; new certificates last 30 days. lock_ttl is short so that
-# the run after a killed one waits little for the dead run's lock.
-ROTATE_VARS = {"rotate_renew_before": "2d", "rotate_cert_validity_days": 30, "rotate_lock_ttl": 10,
+# the run after a killed one waits little for the dead run's lock (a run keeps its own expired lock as
+# long as no other run took it; the concurrency test uses a longer one).
+ROTATE_VARS = {"rotate_renew_before": "2d", "rotate_cert_validity_days": 30, "rotate_lock_ttl": 3,
                "rotate_lock_wait": 60}
+
+
+def collection_module_utils(*names):
+    """module_utils imported under their collection names, as modules on hosts import them."""
+    path = str(ensure_collection_link())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return [importlib.import_module(f"ansible_collections.rolesanywhere.fleet.plugins.module_utils.{n}") for n in names]
 
 
 def recap(stdout):
@@ -35,23 +46,25 @@ def recap(stdout):
 
 @dataclass
 class RotateSite:
+    """Some hosts of the shared fleet (``names``); playbooks run on these hosts only."""
+
     fleet: object
     site: LocalSite
     inventory: Path
+    names: list
 
-    @property
-    def names(self):
-        return self.fleet.names
+    def run_vars(self, extra=None):
+        return dict(ROTATE_VARS, rotate_hosts=",".join(self.names)) | dict(extra or {})
 
     def rotate(self, extra=None, check=True, args=()):
-        return run_playbook(ROTATE, inventory=str(self.inventory), extra_vars=dict(ROTATE_VARS, **(extra or {})),
-                            check=check, args=list(args))
+        return run_playbook(ROTATE, inventory=str(self.inventory), extra_vars=self.run_vars(extra), check=check,
+                            args=list(args))
 
     def rotate_killed_at(self, task_name, extra=None):
         """Run rotate.yml and SIGKILL it (its whole process group) when the banner of ``task_name`` shows,
         that is after the task before it finished on every host. Returns the output up to the kill."""
         cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory), str(ROTATE),
-               "-e", json.dumps(dict(ROTATE_VARS, **(extra or {})))]
+               "-e", json.dumps(self.run_vars(extra))]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=ansible_env({"PYTHONUNBUFFERED": "1"}), start_new_session=True)
         lines, killed = [], False
@@ -92,44 +105,35 @@ class RotateSite:
         return listing.stdout
 
 
-def enrolled_site(fleet_factory, tmp_path_factory, count, validity_days):
-    """``count`` hosts enrolled; ``validity_days`` maps a host index to its first certificate's days."""
-    hosts = fleet_factory(count)
+@pytest.fixture(scope="package")
+def enrolled(fleet, tmp_path_factory):  # noqa: F811
+    """5 hosts enrolled once for the package: the first four with 1-day certificates (due), the last with 30 days."""
+    hosts = fleet(5)
     workdir = tmp_path_factory.mktemp("rotate")
-    site = LocalSite(workdir / "site").__enter__()
-    try:
+    with LocalSite(workdir / "site") as site:
         # enrol_verify off: rotation proves credentials itself (CreateSession, then awscli on the host).
         inventory = netns_fleet.write_inventory(
             hosts.hosts, workdir / "inventory.yml",
             extra_vars=site.enrol_vars(enrol_verify=False, enrol_token_user="root"))
         data = json.loads(inventory.read_text())
         for index, host in enumerate(hosts.hosts):
-            days = validity_days(index)
+            days = 30 if index == 4 else 1
             data["all"]["children"]["fleet"]["hosts"][host.name].update(
                 enrol_cert_validity_days=days, enrol_cert_renew_before_days=min(10, days - 1))
         inventory.write_text(json.dumps(data, indent=2))
         run_playbook(ENROL, inventory=str(inventory))
-        return RotateSite(hosts, site, inventory)
-    except BaseException:
-        site.close()
-        raise
+        yield hosts, site, inventory
 
 
-@pytest.fixture(scope="module")
-def mixed_site(fleet, tmp_path_factory):  # noqa: F811
-    """3 hosts: the first two due (1-day certificates), the last not (30 days)."""
-    rotate_site = enrolled_site(fleet, tmp_path_factory, 3, lambda i: 1 if i < 2 else 30)
-    try:
-        yield rotate_site
-    finally:
-        rotate_site.site.close()
+@pytest.fixture(scope="package")
+def mixed_site(enrolled):
+    """3 hosts: the first two due, the last not."""
+    hosts, site, inventory = enrolled
+    return RotateSite(hosts, site, inventory, [hosts.names[0], hosts.names[1], hosts.names[4]])
 
 
-@pytest.fixture(scope="module")
-def due_site(fleet, tmp_path_factory):  # noqa: F811
+@pytest.fixture(scope="package")
+def due_site(enrolled):
     """2 hosts, both due."""
-    rotate_site = enrolled_site(fleet, tmp_path_factory, 2, lambda i: 1)
-    try:
-        yield rotate_site
-    finally:
-        rotate_site.site.close()
+    hosts, site, inventory = enrolled
+    return RotateSite(hosts, site, inventory, hosts.names[2:4])

@@ -40,7 +40,7 @@ def test_only_due_hosts_renew_all_keep_credentials_and_rerun_changes_nothing(mix
 
     report_dir = tmp_path / "report"
     run_playbook(REPO / "playbooks" / "report.yml", inventory=str(mixed_site.inventory),
-                 extra_vars={"report_dir": str(report_dir)})
+                 extra_vars={"report_dir": str(report_dir), "report_hosts": ",".join(mixed_site.names)})
     rows = {row["host"]: row for row in json.loads((report_dir / "report.json").read_text())}
     assert [rows[name]["status"] for name in due] == ["renewed", "renewed"]
     assert rows[not_due]["status"] == "ok"
@@ -59,12 +59,14 @@ def test_revoked_host_is_denied_and_the_others_are_not(mixed_site):
     retired_serial = next(c["serial"] for c in retired_serial
                           if c["subject"].startswith(f"CN={others[0]},") and c["serial"] != mixed_site.state(others[0])["serial"])
     by_serial = run_playbook(REVOKE, inventory=str(mixed_site.inventory), extra_vars={
-        "revoke_serials": [retired_serial], "revoke_aws_connection": connection}, check=False)
+        "revoke_serials": [retired_serial], "revoke_aws_connection": connection,
+        "revoke_check_hosts": ",".join(mixed_site.names)}, check=False)
     assert by_serial.returncode == 0, by_serial.stdout[-6000:]
     mixed_site.assert_all_get_credentials()
 
     by_host = run_playbook(REVOKE, inventory=str(mixed_site.inventory), extra_vars={
-        "revoke_targets": [revoked], "revoke_aws_connection": connection}, check=False)
+        "revoke_targets": [revoked], "revoke_aws_connection": connection,
+        "revoke_check_hosts": ",".join(mixed_site.names)}, check=False)
     assert by_host.returncode == 0, by_host.stdout[-6000:]
     assert "refused (AccessDeniedException)" in by_host.stdout
     denied = mixed_site.fleet.run(revoked, ["aws", "sts", "get-caller-identity", "--profile", "ra", "--endpoint-url",

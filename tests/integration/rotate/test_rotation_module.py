@@ -1,0 +1,164 @@
+"""The host side of rotation (module rolesanywhere_rotation, module_utils _rotation) on local files: the due
+decision with jitter, the journal a stopped run leaves, and the run lock."""
+import datetime
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support.ansible import run_module
+
+from .conftest import collection_module_utils
+
+_host_state, _rotation = collection_module_utils("_host_state", "_rotation")
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+
+
+def write_certificate(path, not_before, not_after):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "host1")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return format(cert.serial_number, "x")
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A host enrolled the way enrol leaves it: <pki_dir>/rolesanywhere.pem, 10 of its 30 days left."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    serial = write_certificate(pki / "rolesanywhere.pem", NOW - datetime.timedelta(days=20),
+                               NOW + datetime.timedelta(days=10))
+    args = {"run_id": "run-1", "path": str(tmp_path / "state.fact"), "host": "host1", "pki_dir": str(pki),
+            "lock_ttl": 30, "lock_wait": 2}
+    return args, serial
+
+
+def test_begin_check_mode_then_apply_then_rerun(host):
+    args, serial = host
+    checked = run_module("rolesanywhere_rotation", dict(args, action="begin", renew_before="5d"), check_mode=True)
+    assert checked["plan"]["done"] and not checked["plan"]["due"] and "5.0 days" not in checked["plan"]["reason"]
+    assert checked["changed"]
+    with pytest.raises(FileNotFoundError):
+        open(args["path"])
+
+    applied = run_module("rolesanywhere_rotation", dict(args, action="begin", renew_before="5d"))
+    assert applied["changed"] and applied["plan"]["done"]
+    state = json.loads(open(args["path"]).read())
+    assert state["rotation_state"] == "ok" and state["serial"] == serial
+    assert state["rotation"]["current"]["key_label"] == "rolesanywhere"
+    assert json.loads(open(args["path"] + ".lock").read() or "{}") == {}  # nothing to do: the lock is free
+
+    rerun = run_module("rolesanywhere_rotation", dict(args, run_id="run-2", action="begin", renew_before="5d"))
+    assert not rerun["changed"]
+
+
+def test_due_host_gets_a_pending_generation_and_keeps_the_lock(host):
+    args, _ = host
+    result = run_module("rolesanywhere_rotation", dict(args, action="begin", renew_before="50%"))
+    plan = result["plan"]
+    assert plan["due"] and not plan["done"] and "inside the renewal window" in plan["reason"]
+    assert plan["new"]["key_label"] == plan["new"]["name"] and plan["new"]["name"].startswith("rolesanywhere-")
+    assert plan["new"]["certificate"].endswith(plan["new"]["name"] + ".pem")
+    keep = run_module("rolesanywhere_rotation", dict(args, run_id="run-9", action="begin", lock_wait=1))
+    assert keep["failed"] and "another rotation run (run-1)" in keep["msg"] and "waited 1s" in keep["msg"]
+
+
+def test_rekey_false_keeps_the_key_label(host):
+    args, _ = host
+    plan = run_module("rolesanywhere_rotation", dict(args, action="begin", force=True, rekey=False))["plan"]
+    assert plan["new"]["key_label"] == "rolesanywhere" and plan["new"]["name"] != "rolesanywhere"
+
+
+def test_bad_input_is_refused_with_the_fix(host):
+    args, _ = host
+    result = run_module("rolesanywhere_rotation", dict(args, action="begin", renew_before="soon"))
+    assert result["failed"] and "'33%'" in result["msg"]
+    result = run_module("rolesanywhere_rotation", dict(args, action="begin", jitter=2))
+    assert result["failed"] and "between 0 and 1" in result["msg"]
+    missing = run_module("rolesanywhere_rotation", dict(args, action="begin", key_label="other"))
+    assert missing["failed"] and "enrol the host first" in missing["msg"]
+
+
+def journal_after(args, *actions):
+    for action in actions:
+        result = run_module("rolesanywhere_rotation", dict(args, **action))
+        assert not result.get("failed"), result
+    return json.loads(open(args["path"]).read())
+
+
+def test_a_run_stopped_before_the_switch_is_discarded_by_the_next(host):
+    args, _ = host
+    state = journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "csr"})
+    pending = state["rotation"]["pending"]
+    # run-1 died; its lock expires (ttl 30 from the test's point of view: take it over with a short one)
+    lock = _rotation.RunLock(args["path"] + ".lock")
+    lock.acquire("run-2", ttl=30, wait=0, clock=lambda: 10 ** 10)
+    result = run_module("rolesanywhere_rotation", dict(args, run_id="run-2", action="begin", renew_before="1d"))
+    plan = result["plan"]
+    assert [g["name"] for g in plan["discard"]] == [pending["name"]] and plan["discard"][0]["delete_key"]
+    assert not plan["due"] and not plan["done"]  # leftovers to delete first
+    finished = journal_after(dict(args, run_id="run-2"), {"action": "finish"})
+    assert finished["rotation"]["discard"] == [] and "pending" not in finished["rotation"]
+    assert finished["rotation_state"] == "ok"
+
+
+def test_a_run_stopped_mid_switch_is_finished_by_the_next(host):
+    args, _ = host
+    journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "switching"})
+    _rotation.RunLock(args["path"] + ".lock").release("run-1")
+    plan = run_module("rolesanywhere_rotation", dict(args, run_id="run-2", action="begin"))["plan"]
+    assert plan["resume"] and plan["new"]["name"] != "rolesanywhere"
+    state = journal_after(dict(args, run_id="run-2"), {"action": "switched"})
+    assert state["rotation"]["current"] == plan["new"]
+    assert state["rotation"]["retiring"]["name"] == "rolesanywhere" and state["rotation"]["retiring"]["delete_key"]
+
+
+def test_failure_before_keygen_never_touches_the_token_again(host):
+    args, _ = host
+    journal_after(args, {"action": "begin", "force": True})
+    result = run_module("rolesanywhere_rotation", dict(args, action="fail", error="PIN rejected"))
+    assert result["undo"]["rollback_configs"] is False
+    assert [g["delete_key"] for g in result["undo"]["discard"]] == [False]
+    state = journal_after(args, {"action": "release"})
+    assert state["rotation_state"] == "failed" and state["last_error"] == "PIN rejected" and state["stuck_since"]
+    status = run_module("rolesanywhere_host_state", {"path": args["path"], "state": "query"})["host_state"]["status"]
+    assert status == "failed"
+
+
+def test_failure_mid_switch_asks_for_a_rollback_first(host):
+    args, _ = host
+    journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "switching"})
+    undo = run_module("rolesanywhere_rotation", dict(args, action="fail", error="x"))["undo"]
+    assert undo["rollback_configs"] and undo["discard"] == []
+    discard = run_module("rolesanywhere_rotation", dict(args, action="rolled_back"))["discard"]
+    assert len(discard) == 1 and discard[0]["delete_key"]
+
+
+def test_jitter_spreads_a_fleet_over_the_window():
+    summary = {"not_after": _host_state.timestamp(NOW + datetime.timedelta(days=9)), "lifetime_seconds": 30 * 86400}
+    renew_before = _host_state.RenewBefore("10d")
+    due = [_rotation.due_decision(dict(summary, serial=f"{i:x}"), renew_before, 0.2, f"host{i}", NOW)[0]
+           for i in range(200)]
+    assert 20 < sum(due) < 180  # 9 days left, window 8..10 days: some hosts now, the others in later runs
+    again = [_rotation.due_decision(dict(summary, serial=f"{i:x}"), renew_before, 0.2, f"host{i}", NOW)[0]
+             for i in range(200)]
+    assert due == again
+    assert all(_rotation.due_decision(dict(summary, serial="1"), renew_before, 0.0, f"h{i}", NOW)[0] for i in range(5))
+
+
+def test_a_lost_lock_stops_the_run(tmp_path):
+    lock = _rotation.RunLock(str(tmp_path / "lock"))
+    lock.acquire("a", ttl=5, wait=0, clock=lambda: 100)
+    lock.acquire("b", ttl=5, wait=0, clock=lambda: 200)  # a's lease expired
+    with pytest.raises(_rotation.RotationError, match="lost its lock"):
+        lock.renew("a", ttl=5, clock=lambda: 201)
+    lock.release("b")
+    with pytest.raises(_rotation.RotationError, match="lost its lock"):
+        lock.renew("a", ttl=5, clock=lambda: 202)  # released by b: a's view of the host may be stale
