@@ -245,8 +245,8 @@ class Rotation:
         pending = self.journal.get("pending")
         if not pending or self.journal.get("phase") != "switching":
             raise RotationError("switched without a proven pending generation: rerun the rotation")
-        retiring = dict(self.journal["current"], delete_key=self.journal["current"]["key_label"] != pending["key_label"])
-        self.journal.update(current=pending, retiring=retiring)
+        old = self.journal["current"]
+        self.journal.update(current=pending, retiring=dict(old, delete_key=old["key_label"] != pending["key_label"]))
         self.journal.pop("pending")
         self.journal.pop("phase")
         self.save()
@@ -292,9 +292,9 @@ class Rotation:
         self.save()
         return self.journal["discard"]
 
-    def release(self):
-        """Leftovers are gone (the caller deleted them): end the run on this host."""
-        if self.journal.get("discard"):
+    def release(self, keep_discard=False):
+        """End the run on this host. The caller deleted the leftovers, unless ``keep_discard``."""
+        if self.journal.get("discard") and not keep_discard:
             self.journal["discard"] = []
             self.save()
         if not self.dry_run:

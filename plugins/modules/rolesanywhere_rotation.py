@@ -89,6 +89,12 @@ options:
   error:
     description: What failed, for O(action=fail). Never put a secret here; the state file is world-readable.
     type: str
+  keep_discard:
+    description:
+      - For O(action=release), keep the generations to discard in the journal (their keys could not be deleted,
+        for example after a refused PIN); the next run deletes them.
+    type: bool
+    default: false
   profiles:
     description: For O(action=verify), the profiles to run (C(user), C(profile), optional C(config_path)).
     type: list
@@ -217,6 +223,7 @@ def main():
             phase=dict(type="str", choices=["key", "csr", "issued", "installed", "switching"]),
             error=dict(type="str"),
             profiles=dict(type="list", elements="dict", default=[]),
+            keep_discard=dict(type="bool", default=False),
         ),
         required_if=[("action", "begin", ("host",)), ("action", "record", ("phase",)), ("action", "fail", ("error",))],
         supports_check_mode=True,
@@ -257,7 +264,7 @@ def main():
             elif action == "rolled_back":
                 result["discard"] = rotation.rolled_back()
             else:
-                rotation.release()
+                rotation.release(keep_discard=params["keep_discard"])
             result["changed"] = rotation.changed
     except (_rotation.RotationError, ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))

@@ -54,10 +54,10 @@ def test_revoked_host_is_denied_and_the_others_are_not(mixed_site):
     revoked, others = mixed_site.names[0], mixed_site.names[1:]
     mixed_site.assert_all_get_credentials()
     # A retired certificate (the one enrol issued) of another host, by serial: its current one still works.
-    retired_serial = json.loads(
-        (site.ca_directory / "ca.db.json").read_text())["certificates"]
-    retired_serial = next(c["serial"] for c in retired_serial
-                          if c["subject"].startswith(f"CN={others[0]},") and c["serial"] != mixed_site.state(others[0])["serial"])
+    issued = json.loads((site.ca_directory / "ca.db.json").read_text())["certificates"]
+    current = mixed_site.state(others[0])["serial"]
+    retired_serial = next(c["serial"] for c in issued
+                          if c["subject"].startswith(f"CN={others[0]},") and c["serial"] != current)
     by_serial = run_playbook(REVOKE, inventory=str(mixed_site.inventory), extra_vars={
         "revoke_serials": [retired_serial], "revoke_aws_connection": connection,
         "revoke_check_hosts": ",".join(mixed_site.names)}, check=False)

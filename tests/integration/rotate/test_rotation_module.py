@@ -162,3 +162,14 @@ def test_a_lost_lock_stops_the_run(tmp_path):
     lock.release("b")
     with pytest.raises(_rotation.RotationError, match="lost its lock"):
         lock.renew("a", ttl=5, clock=lambda: 202)  # released by b: a's view of the host may be stale
+
+
+def test_keys_that_could_not_be_deleted_stay_queued_for_the_next_run(host):
+    args, _ = host
+    journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "key"})
+    assert [g["delete_key"] for g in run_module("rolesanywhere_rotation", dict(args, action="fail", error="x"))
+            ["undo"]["discard"]] == [True]
+    state = journal_after(args, {"action": "release", "keep_discard": True})
+    assert len(state["rotation"]["discard"]) == 1
+    plan = run_module("rolesanywhere_rotation", dict(args, run_id="run-2", action="begin"))["plan"]
+    assert plan["discard"][0]["delete_key"] and not plan["done"]
