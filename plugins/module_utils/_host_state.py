@@ -117,6 +117,14 @@ def is_converged(state, fingerprint, status):
     )
 
 
+def verification_due(state, max_age_seconds, now):
+    """True when the host's credentials were never proven, or not within ``max_age_seconds``."""
+    verified = state.get("last_verified_at")
+    if not verified:
+        return True
+    return (now - _parse_iso(verified)).total_seconds() > max_age_seconds
+
+
 def read_state(path):
     try:
         with open(path, encoding="utf-8") as fh:

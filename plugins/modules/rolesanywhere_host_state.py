@@ -42,6 +42,12 @@ options:
         RV(converged), true when the recorded fingerprint equals this one, the certificate is good and no file
         recorded with O(managed_files) changed, so a role can skip work that would change nothing.
     type: str
+  verify_interval:
+    description:
+      - Seconds after which the last proof of the credentials (C(last_verified_at)) counts as stale;
+        RV(verification_due) tells whether to prove them again.
+    type: int
+    default: 21600
   managed_files:
     description: Files whose SHA-256 are recorded with V(present) and checked for RV(converged).
     type: list
@@ -82,6 +88,10 @@ converged:
   description: Whether the host is enrolled as O(fingerprint) describes and nothing it manages drifted.
   returned: always
   type: bool
+verification_due:
+  description: Whether the credentials were never proven or not within O(verify_interval).
+  returned: always
+  type: bool
 host_state:
   description: The state as stored, plus the computed C(status) and C(days_left).
   returned: always
@@ -103,6 +113,7 @@ from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state im
     classify,
     file_digests,
     is_converged,
+    verification_due,
     merge_state,
     now_utc,
     read_state,
@@ -120,6 +131,7 @@ def main():
             updates=dict(type="dict", default={}),
             fingerprint=dict(type="str"),
             managed_files=dict(type="list", elements="path", default=[]),
+            verify_interval=dict(type="int", default=21600),
             state=dict(type="str", choices=["present", "query"], default="present"),
         ),
         supports_check_mode=True,
@@ -155,7 +167,8 @@ def main():
 
     status, days_left = classify(new if "not_after" in new else None, renew_before, now, new.get("last_error"))
     result = dict(changed=changed, host_state=dict(new, status=status, days_left=days_left),
-                  converged=is_converged(new, params["fingerprint"], status))
+                  converged=is_converged(new, params["fingerprint"], status),
+                  verification_due=verification_due(new, params["verify_interval"], now))
     if module._diff:
         result["diff"] = dict(before=old, after=new)
     module.exit_json(**result)

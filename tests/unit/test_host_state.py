@@ -120,3 +120,15 @@ def test_converged_only_with_the_same_inputs_and_no_drift(tmp_path, module):
     assert query("inputs-1")["converged"]
     config.unlink()
     assert not query("inputs-1")["converged"]           # a managed file is gone
+
+
+def test_verification_due_after_the_interval(tmp_path, module):
+    state_path = tmp_path / "rolesanywhere.fact"
+    never = module("rolesanywhere_host_state", {"path": str(state_path), "state": "query"})
+    assert never["verification_due"]
+    recent = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=10)
+    module("rolesanywhere_host_state", {"path": str(state_path),
+                                        "updates": {"last_verified_at": recent.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    query = {"path": str(state_path), "state": "query"}
+    assert not module("rolesanywhere_host_state", dict(query, verify_interval=3600))["verification_due"]
+    assert module("rolesanywhere_host_state", dict(query, verify_interval=300))["verification_due"]

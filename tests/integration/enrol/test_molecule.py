@@ -27,7 +27,10 @@ def section(output, step):
     return match.group(1)
 
 
-@pytest.mark.parametrize("scenario, hosts", [("default", ["enrol-a", "enrol-b", "enrol-c"])])
+@pytest.mark.parametrize("scenario, hosts", [
+    ("default", ["enrol-a", "enrol-b", "enrol-c"]),
+    pytest.param("tpm", ["enrol-tpm"], marks=pytest.mark.tpm),
+])
 def test_molecule_scenario(scenario, hosts, fleet, tmp_path):
     # The site binds the fleet bridge: a placeholder host (not in the scenario) keeps the bridge up.
     placeholder = fleet(1)
