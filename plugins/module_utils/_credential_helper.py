@@ -230,6 +230,31 @@ def _token_certificate(pkcs11_utils, session, cert_ref):
     return x509.load_der_x509_certificate(found[0])
 
 
+class _LibraryChatterSilenced:
+    """Send file descriptor 2 to /dev/null while a PKCS#11 library runs (tpm2-pkcs11 prints its own ERROR lines
+    on a wrong PIN), so the helper's one-line error stays the only output. ``--debug`` keeps the chatter."""
+
+    def __init__(self, enabled):
+        self._enabled = enabled
+        self._saved = None
+
+    def __enter__(self):
+        if self._enabled:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+        return False
+
+
 def fetch_session(opts):
     """One CreateSession call; the certificate, chain and key are read afresh every time."""
     from importlib import import_module
@@ -264,7 +289,7 @@ def fetch_session(opts):
         pkcs11_utils, spec = _token_spec(opts, uri)
         on_token = opts.certificate.startswith("pkcs11:")
         certificate = None if on_token else signer.load_certificate_file(opts.certificate)
-        with pkcs11_utils.open_token_session(spec, rw=False) as session:
+        with _LibraryChatterSilenced(not opts.debug), pkcs11_utils.open_token_session(spec, rw=False) as session:
             if on_token:
                 certificate = _token_certificate(pkcs11_utils, session, opts.certificate)
             key = pkcs11_utils.token_private_key(session, uri.label, uri.key_id)
