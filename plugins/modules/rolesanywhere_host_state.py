@@ -33,7 +33,7 @@ options:
   updates:
     description:
       - Fields to set, for example C(helper_impl), C(helper_version), C(last_verified_at), C(assumed_role_arn),
-        C(last_error) (V(null) clears it). Never put a secret here: the file is world-readable.
+        C(last_error) (V(null) clears it). Never put a secret here, the file is world-readable.
     type: dict
     default: {}
   fingerprint:

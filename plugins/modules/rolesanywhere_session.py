@@ -15,7 +15,7 @@ description:
   - "Temporary credentials are returned only with O(return_credentials=true), and then only from a task with
     C(no_log: true)."
   - With O(verify_identity=true) the credentials are also used for C(sts:GetCallerIdentity) (plain SigV4 from the
-    standard library: the host needs no boto3).
+    standard library; the host needs no boto3).
   - The module never changes anything, so it always reports C(changed=false) and runs in check mode too.
 options:
   certificate:
