@@ -51,12 +51,37 @@ def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):
         assert_no_readable_file_holds_a_secret(fleet.upper(name), site.secrets())
 
 
-def assert_keys_never_leave_the_token(fleet, name):
-    """Every private key on the host's token, read independently with OpenSC's pkcs11-tool."""
+def test_enrol_after_a_rotation_keeps_the_rotated_generation(enrol_site):
+    fleet, site = enrol_site.fleet, enrol_site.site
+    host = fleet.names[0]
+    run_playbook(ENROL, inventory=str(enrol_site.inventory))
+    run_playbook(REPO / "playbooks" / "rotate.yml", inventory=str(enrol_site.inventory),
+                 extra_vars={"rotate_force": True, "enrol_token_user": "root"}, args=["--limit", host])
+    state = json.loads(fleet.run(host, "cat /etc/ansible/facts.d/rolesanywhere.fact").stdout)
+    rotated = state["rotation"]["current"]
+    assert rotated["name"] != "rolesanywhere"
+
+    after = run_playbook(ENROL, inventory=str(enrol_site.inventory))
+    assert all(v["failed"] == 0 for v in recap(after.stdout).values()), after.stdout[-6000:]
+    config = fleet.run(host, "cat /root/.aws/config").stdout
+    assert rotated["certificate"] in config and rotated["key_label"] in config
+    assert len(private_keys(fleet, host)) == 1, "enrol re-created its own key on a rotated host"
+    again = run_playbook(ENROL, inventory=str(enrol_site.inventory))
+    assert all(v["changed"] == 0 for v in recap(again.stdout).values()), again.stdout[-6000:]
+    identity = fleet.run(host, ["aws", "sts", "get-caller-identity", "--profile", "ra", "--endpoint-url", site.gate.url])
+    assert "assumed-role/" in identity.stdout
+
+
+def private_keys(fleet, name):
     listing = fleet.run(name, "pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label rolesanywhere "
                               "--login --pin \"$(cat /etc/rolesanywhere-fleet/token.pin)\" -O --type privkey").stdout
-    keys = listing.split("Private Key Object")[1:]
-    assert keys, listing
+    return listing.split("Private Key Object")[1:]
+
+
+def assert_keys_never_leave_the_token(fleet, name):
+    """Every private key on the host's token, read independently with OpenSC's pkcs11-tool."""
+    keys = private_keys(fleet, name)
+    assert keys
     for key in keys:
         access = re.search(r"Access:\s*(.*)", key).group(1)
         assert "sensitive" in access and "never extractable" in access, key
