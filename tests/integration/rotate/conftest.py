@@ -107,35 +107,58 @@ class RotateSite:
         return listing.stdout
 
 
+def serve_service(site):
+    """A `serve` unit of the signing helper (IMDSv2 on 127.0.0.1:9911), as the rotate role takes it."""
+    return {"name": "ra-serve", "mode": "serve", "user": "root", "trust_anchor_arn": site.arns["trust_anchor_arn"],
+            "profile_arn": site.arns["profile_arn"], "role_arn": site.arns["role_arn"], "region": site.moto.region,
+            "endpoint": site.ra.url, "environment": {"SOFTHSM2_CONF": "/etc/softhsm/softhsm2.conf"},
+            "read_write_paths": [TOKEN_DIR]}
+
+
 @pytest.fixture(scope="package")
 def enrolled(fleet, tmp_path_factory):  # noqa: F811
-    """5 hosts enrolled once for the package: the first four with 1-day certificates (due), the last with 30 days."""
+    """6 hosts enrolled once for the package: the first four with 1-day certificates (due), the fifth with 30
+    days, and a systemd host (due) running the signing helper's serve unit."""
     hosts = fleet(5)
+    booted = fleet(1, systemd=True)
     workdir = tmp_path_factory.mktemp("rotate")
     with LocalSite(workdir / "site") as site:
         # enrol_verify off: rotation proves credentials itself (CreateSession, then awscli on the host).
         inventory = netns_fleet.write_inventory(
-            hosts.hosts, workdir / "inventory.yml",
+            hosts.hosts + booted.hosts, workdir / "inventory.yml",
             extra_vars=site.enrol_vars(enrol_verify=False, enrol_token_user="root"))
         data = json.loads(inventory.read_text())
-        for index, host in enumerate(hosts.hosts):
+        for index, host in enumerate(hosts.hosts + booted.hosts):
             days = 30 if index == 4 else 1
             data["all"]["children"]["fleet"]["hosts"][host.name].update(
                 enrol_cert_validity_days=days, enrol_cert_renew_before_days=min(10, days - 1))
+        service = dict(serve_service(site), certificate=f"{PKI_DIR}/rolesanywhere.pem",
+                       private_key="pkcs11:token=rolesanywhere;object=rolesanywhere;type=private"
+                                   "?pin-source=file:/etc/rolesanywhere-fleet/token.pin",
+                       pkcs11_lib="/usr/lib/softhsm/libsofthsm2.so")
+        data["all"]["children"]["fleet"]["hosts"][booted.names[0]].update(
+            signing_helper_services=[service], rotate_services=[serve_service(site)])
         inventory.write_text(json.dumps(data, indent=2))
         run_playbook(ENROL, inventory=str(inventory))
-        yield hosts, site, inventory
+        yield hosts, booted, site, inventory
 
 
 @pytest.fixture(scope="package")
 def mixed_site(enrolled):
     """3 hosts: the first two due, the last not."""
-    hosts, site, inventory = enrolled
+    hosts, _, site, inventory = enrolled
     return RotateSite(hosts, site, inventory, [hosts.names[0], hosts.names[1], hosts.names[4]])
 
 
 @pytest.fixture(scope="package")
 def due_site(enrolled):
     """2 hosts, both due."""
-    hosts, site, inventory = enrolled
+    hosts, _, site, inventory = enrolled
     return RotateSite(hosts, site, inventory, hosts.names[2:4])
+
+
+@pytest.fixture(scope="package")
+def unit_site(enrolled):
+    """The systemd host with a running serve unit, due."""
+    _, booted, site, inventory = enrolled
+    return RotateSite(booted, site, inventory, booted.names)
