@@ -26,7 +26,6 @@ import time
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
 
 PHASES = ("started", "key", "csr", "issued", "installed", "switching")
-PRE_SWITCH_PHASES = PHASES[:-1]
 
 
 class RotationError(Exception):
@@ -34,7 +33,7 @@ class RotationError(Exception):
 
 
 class LockBusy(RotationError):
-    pass
+    """Another run held the host's lock for longer than this run would wait."""
 
 
 class RunLock:
@@ -157,10 +156,6 @@ def generation(name, key_label, pki_dir, chain):
         "chain": os.path.join(pki_dir, name + "-chain.pem") if chain else None,
         "csr": os.path.join(pki_dir, name + ".csr"),
     }
-
-
-def generation_files(gen):
-    return [path for path in (gen["certificate"], gen.get("chain"), gen.get("csr")) if path]
 
 
 def new_generation_name(base, now, taken):
