@@ -120,3 +120,25 @@ def test_two_runs_at_once_take_turns(due_site):
     assert state["rotation_state"] == "renewed" and set(state["rotation"]) == {"current", "discard"}
     assert token_objects(due_site, name) == token_objects(due_site, due_site.names[1])
     due_site.assert_all_get_credentials()
+
+
+def test_failure_after_the_switch_rolls_back(due_site):
+    name = due_site.names[1]
+    # A second profile whose user cannot read the token PIN: its credential_process fails once the configs
+    # are switched, so the run must point both profiles back and delete the new generation.
+    due_site.fleet.run(name, "id app >/dev/null 2>&1 || useradd -m app")
+    profiles = [{"user": "root", "profile": "ra"}, {"user": "app", "profile": "ra"}]
+    extra = {"rotate_force": True, "rotate_hosts": name, "rotate_credential_profiles": profiles}
+    due_site.rotate(dict(extra, rotate_credential_profiles=profiles[:1]))  # a clean state to compare with
+    footprint = due_site.footprint(name)
+    current = due_site.state(name)["rotation"]["current"]
+
+    result = due_site.rotate(extra, check=False)
+    assert "Point the profiles back at the current generation" in result.stdout
+    state = due_site.state(name)
+    assert state["rotation_state"] == "failed" and "profile 'ra' of app" in state["last_error"], state["last_error"]
+    assert state["rotation"]["current"] == current and "pending" not in state["rotation"]
+    assert due_site.footprint(name) == footprint  # root's config, token objects and files as before
+    app_config = due_site.fleet.run(name, ["cat", "/home/app/.aws/config"]).stdout
+    assert current["certificate"] in app_config
+    due_site.assert_all_get_credentials()
