@@ -7,7 +7,7 @@ import io
 
 REPORT_COLUMNS = (
     "host", "status", "subject", "serial", "not_after", "days_left",
-    "helper_impl", "helper_version", "last_verified_at", "last_error",
+    "helper_impl", "helper_version", "last_verified_at", "last_attempt_at", "stuck_since", "last_error",
 )
 
 
