@@ -2,6 +2,7 @@
 import configparser
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -206,7 +207,10 @@ def test_cache_reuses_credentials_until_the_certificate_changes(stand, installed
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     (entry,) = list(cache.iterdir())
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
-    assert stand.token.pin not in entry.name
+    # named by a digest of the request (never by the key URI, which may carry a PIN); holds only credentials
+    assert re.fullmatch(r"[0-9a-f]{32}\.json", entry.name), entry.name
+    cached = json.loads(entry.read_text())
+    assert stand.token.pin not in [str(v) for v in cached.values()] and "pin" not in {k.lower() for k in cached}
 
     stand.issue(cert_path)
     third = subprocess.run([str(installed_helper), *args], capture_output=True, text=True, env=stand.env())
