@@ -35,10 +35,11 @@ def test_teardown_leaves_nothing_behind():
         pytest.skip(f"other sessions still run fleet hosts ({' '.join(running)}): cannot check global teardown")
     supervisor = netns_fleet.supervisor_pid()
     deadline = time.monotonic() + 15
-    while netns_fleet.leftovers() != {"netns": [], "links": [], "guard": False, "supervisor": None}:
-        assert time.monotonic() < deadline, netns_fleet.leftovers()
+    # The supervisor removes its socket before its process has exited: wait for both.
+    while (netns_fleet.leftovers() != {"netns": [], "links": [], "guard": False, "supervisor": None}
+           or (supervisor is not None and netns_fleet.process_running(supervisor))):
+        assert time.monotonic() < deadline, (netns_fleet.leftovers(), supervisor)
         time.sleep(0.2)
-    assert supervisor is None or not netns_fleet.process_running(supervisor)
     assert netns_fleet.read_forwarding() == forwarding
 
 
