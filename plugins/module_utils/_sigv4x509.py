@@ -448,6 +448,21 @@ def _connection(url, ca_bundle, verify, timeout, with_proxy):
     return connection
 
 
+def _post(url, path, body, headers, service, ca_bundle, verify, timeout, with_proxy):
+    """POST ``body`` (adding its Content-Length) and read the answer; an unreachable endpoint is a TransportError."""
+    host = url.netloc.rsplit("@", 1)[-1]
+    connection = _connection(url, ca_bundle, verify, timeout, with_proxy)
+    try:
+        connection.request("POST", path, body=body, headers=dict(headers, **{"Content-Length": str(len(body))}))
+        response = connection.getresponse()
+        return response, response.read()
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        raise TransportError(f"cannot reach the {service} endpoint {url.scheme}://{host}: {reason}") from None
+    finally:
+        connection.close()
+
+
 def create_session(
     key,
     certificate: x509.Certificate,
@@ -483,17 +498,8 @@ def create_session(
         chain=chain,
     )
     path = url.path.rstrip("/") + CANONICAL_URI + "?" + signed.query
-    headers = dict(signed.headers, **{"User-Agent": USER_AGENT, "Content-Length": str(len(signed.body))})
-    connection = _connection(url, ca_bundle, verify, timeout, with_proxy)
-    try:
-        connection.request("POST", path, body=signed.body, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-    except OSError as exc:
-        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
-        raise TransportError(f"cannot reach the Roles Anywhere endpoint {url.scheme}://{host}: {reason}") from None
-    finally:
-        connection.close()
+    headers = dict(signed.headers, **{"User-Agent": USER_AGENT})
+    response, body = _post(url, path, signed.body, headers, "Roles Anywhere", ca_bundle, verify, timeout, with_proxy)
     if response.status not in (200, 201):
         raise _error_from_response(response.status, response.headers, body)
     return parse_session_response(body)
@@ -544,17 +550,7 @@ def get_caller_identity(
     headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={session.access_key_id}/"
                                 f"{credential_scope(date, region, 'sts')}, SignedHeaders={signed_headers}, "
                                 f"Signature={signature}")
-    headers["Content-Length"] = str(len(body))
-    connection = _connection(url, ca_bundle, verify, timeout, False)
-    try:
-        connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        answer = response.read()
-    except OSError as exc:
-        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
-        raise TransportError(f"cannot reach the STS endpoint {url.scheme}://{host}: {reason}") from None
-    finally:
-        connection.close()
+    response, answer = _post(url, path, body, headers, "STS", ca_bundle, verify, timeout, False)
     try:
         document = ElementTree.fromstring(answer)
     except ElementTree.ParseError:
