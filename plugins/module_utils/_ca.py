@@ -250,6 +250,24 @@ def parse_certificate(data, origin):
         raise CAError(f"{origin} is not a PEM or DER certificate: fix the path or the content.") from None
 
 
+def check_output_directory(path, check_mode):
+    """The directory of an output file must exist; in check mode an earlier task of the run may create it."""
+    if not check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise CAError(f"The directory of path {path} does not exist: create it first.")
+
+
+def read_ca_certificate(ca_cert_path, ca_key_options, check_mode):
+    """The CA certificate, or None in check mode when it does not exist yet (an earlier x509_ca task would
+    create it; the key options are still validated)."""
+    ca_cert = read_certificate(ca_cert_path)
+    if ca_cert is None:
+        if check_mode:
+            key_source_from_options(ca_key_options)
+            return None
+        raise CAError(f"CA certificate {ca_cert_path} does not exist: create it with x509_ca first.")
+    return ca_cert
+
+
 def read_certificate(path):
     """The certificate at ``path``, or None when the file does not exist."""
     try:

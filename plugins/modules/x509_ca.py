@@ -174,9 +174,7 @@ def ensure_ca(module, p):
         raise _ca.CAError("validity_days must be larger than renew_before_days, or the CA is renewed on every run.")
     if p["path_length"] < 0:
         raise _ca.CAError("path_length must be 0 or more.")
-    # In check mode the directory may be one that an earlier task of the same run creates.
-    if not module.check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
-        raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
+    _ca.check_output_directory(p["path"], module.check_mode)
     subject = _ca.build_name(p["subject"])
     source = _ca.key_source_from_options(p["key"])
     new_key = None

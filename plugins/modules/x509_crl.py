@@ -140,16 +140,11 @@ def publish(module, p):
     if p["next_update_days"] <= p["renew_before_days"]:
         raise _ca.CAError("next_update_days must be larger than renew_before_days, or the CRL is rewritten on every "
                           "run.")
-    # In check mode the directory may be one that an earlier task of the same run creates.
-    if not module.check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
-        raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
+    _ca.check_output_directory(p["path"], module.check_mode)
     serials = [_ca.parse_serial(text) for text in p["revoke"]]
-    ca_cert = _ca.read_certificate(p["ca_cert_path"])
+    ca_cert = _ca.read_ca_certificate(p["ca_cert_path"], p["ca_key"], module.check_mode)
     if ca_cert is None:
-        if module.check_mode:  # an earlier task of this run (x509_ca) would create it
-            _ca.key_source_from_options(p["ca_key"])
-            return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
-        raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
+        return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
     database_path = p["database"] or _ca.default_database_path(p["ca_cert_path"])
     existing = _ca.read_crl(p["path"])
     source = _ca.key_source_from_options(p["ca_key"])

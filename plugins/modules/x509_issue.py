@@ -171,17 +171,12 @@ def issue(module, p):
     unknown = [a for a in p["require_subject"] if a not in rules.SUBJECT_ATTRIBUTES]
     if unknown:
         raise _ca.CAError(f"require_subject has unknown attributes {unknown}; use {', '.join(rules.SUBJECT_ATTRIBUTES)}.")
-    # In check mode the directory may be one that an earlier task of the same run creates.
-    if not module.check_mode and not os.path.isdir(os.path.dirname(os.path.abspath(p["path"]))):
-        raise _ca.CAError(f"The directory of path {p['path']} does not exist: create it first.")
+    _ca.check_output_directory(p["path"], module.check_mode)
     csr = _read_csr(p)
     _ca.check_csr_or_fail(csr, p["require_subject"])
-    ca_cert = _ca.read_certificate(p["ca_cert_path"])
+    ca_cert = _ca.read_ca_certificate(p["ca_cert_path"], p["ca_key"], module.check_mode)
     if ca_cert is None:
-        if module.check_mode:  # an earlier task of this run (x509_ca) would create it
-            _ca.key_source_from_options(p["ca_key"])
-            return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
-        raise _ca.CAError(f"CA certificate {p['ca_cert_path']} does not exist: create it with x509_ca first.")
+        return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
     database_path = p["database"] or _ca.default_database_path(p["ca_cert_path"])
     source = _ca.key_source_from_options(p["ca_key"])
     existing = _ca.read_certificate(p["path"])
