@@ -18,7 +18,7 @@ HOST_PACKAGES=(
   python3 python3-venv python3-pip python3-cryptography openssh-server sudo ca-certificates openssl
   softhsm2 opensc p11-kit p11-kit-modules gnutls-bin swtpm swtpm-tools tpm2-tools tpm2-abrmd
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus systemd systemd-sysv awscli iproute2
-  procps cron
+  procps cron prometheus-node-exporter
 )
 # debootstrap does not resolve virtual packages: name their providers (python3-ply provides the
 # python3-ply-lex-3.10/python3-ply-yacc-3.10 that python3-pycparser, via libtpm2-pkcs11-tools, needs).
@@ -27,7 +27,7 @@ VIRTUAL_PROVIDERS=(python3-ply)
 # (38) lacks APIs the collection's host-side code uses (the roles install into an isolated virtualenv).
 HOST_WHEELS=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12)
 # Bump when the post-processing below changes, to force a rebuild.
-IMAGE_REVISION=1
+IMAGE_REVISION=2
 
 BASE=$REPO/.work/fleet/base
 ROOTFS=$BASE/rootfs
@@ -90,6 +90,8 @@ build_rootfs() {
   : > "$new/etc/machine-id"
   # No TPM device on fleet hosts: tests start swtpm and their own tpm2-abrmd, so the stock unit stays off.
   rm -f "$new"/etc/systemd/system/*.wants/tpm2-abrmd.service
+  # node_exporter is started by the monitoring tests on the bridge address only, never at boot.
+  rm -f "$new"/etc/systemd/system/*.wants/prometheus-node-exporter*
   # Nothing to do on an offline host; these only fail or wait at boot under systemd-nspawn.
   for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
     rm -f "$new/etc/systemd/system/timers.target.wants/$unit"
