@@ -21,11 +21,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.txt; then
-  echo "bootstrap: creating .venv from requirements.txt"
+if [ ! -x .venv/bin/python ] || ! cmp -s tests/requirements.txt .venv/.requirements.txt; then
+  echo "bootstrap: creating .venv from tests/requirements.txt"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  cp requirements.txt .venv/.requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt .venv/.requirements.txt
 fi
 
 # The collection must be importable as ansible_collections.rolesanywhere.fleet for modules and tests.
