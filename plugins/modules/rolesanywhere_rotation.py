@@ -103,11 +103,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return the predicted change without modifying the target.
     details: V(begin) decides without writing or locking; the other actions change nothing in check mode.
   diff_mode:
     support: none
+    description: Returns no diff.
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 seealso:
   - module: rolesanywhere.fleet.rolesanywhere_host_state
 """
@@ -183,6 +185,7 @@ host_state:
 """
 
 import os
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -196,7 +199,11 @@ def verify_profiles(profiles):
         user, profile = entry.get("user"), entry.get("profile")
         if not user or not profile:
             raise _rotation.RotationError(f"each of profiles needs user and profile, got {entry!r}")
-        config_path = entry.get("config_path") or os.path.join(os.path.expanduser(f"~{user}"), ".aws", "config")
+        try:
+            home = pwd.getpwnam(user).pw_dir
+        except KeyError:
+            raise _rotation.RotationError(f"profiles: user {user!r} does not exist on this host") from None
+        config_path = entry.get("config_path") or os.path.join(home, ".aws", "config")
         expiration = _rotation.run_credential_process(user, config_path, profile)
         verified.append(dict(user=user, profile=profile, expiration=expiration))
     return verified
@@ -213,7 +220,7 @@ def main():
             lock_ttl=dict(type="int", default=900),
             lock_wait=dict(type="int", default=900),
             host=dict(type="str"),
-            key_label=dict(type="str", default="rolesanywhere"),
+            key_label=dict(type="str", default="rolesanywhere", no_log=False),
             pki_dir=dict(type="path", default="/etc/rolesanywhere-fleet"),
             chain=dict(type="bool", default=False),
             renew_before=dict(type="str", default="33%"),
