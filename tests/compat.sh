@@ -29,4 +29,4 @@ $VENV/bin/python -m pytest -p no:cacheprovider -m "not fleet and not tpm" "$@" \
   tests/integration/x509/test_x509_issue.py tests/integration/x509/test_x509_crl.py tests/integration/x509/test_role_ca.py \
   tests/integration/pkcs11/test_pkcs11_modules.py tests/integration/pkcs11/test_token_role.py \
   tests/integration/aws/test_rolesanywhere_trust_anchor.py tests/integration/aws/test_rolesanywhere_profile.py \
-  tests/integration/aws/test_aws_setup_playbook.py
+  tests/integration/aws/test_aws_setup_playbook.py tests/release
