@@ -14,7 +14,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PROFILE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,128}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 _PARTITION = r"aws(-cn|-us-gov|-iso(-[a-z])?)?"
-_RA_ARN = re.compile(r"^arn:" + _PARTITION + r":rolesanywhere:([a-z0-9-]+):([0-9]{12}):(trust-anchor|profile)/[A-Za-z0-9-]{1,64}$")
+_RA_ARN = re.compile(r"^arn:" + _PARTITION + r":rolesanywhere:(?P<region>[a-z0-9-]+):[0-9]{12}:"
+                     r"(alias/)?(?P<kind>trust-anchor|profile)/[A-Za-z0-9_.-]{1,128}$")
 _ROLE_ARN = re.compile(r"^arn:" + _PARTITION + r":iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 _SESSION_NAME = re.compile(r"^[A-Za-z0-9+=,.@_][A-Za-z0-9+=,.@_-]{1,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -64,10 +65,10 @@ def rolesanywhere_arn(option, value, kind):
     """An IAM Roles Anywhere ARN of ``kind`` (trust-anchor, profile); returns its region."""
     line(option, value)
     match = _RA_ARN.match(value)
-    if not match or match.group(5) != kind:
+    if not match or match.group("kind") != kind:
         raise ValueError(f"{option} {value!r} is not a Roles Anywhere {kind} ARN "
                          f"(arn:aws:rolesanywhere:REGION:ACCOUNT:{kind}/ID): fix {option}")
-    return match.group(3)
+    return match.group("region")
 
 
 def role_arn(value):

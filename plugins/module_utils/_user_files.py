@@ -209,7 +209,7 @@ def set_directory(dir_fd, mode, uid, gid):
     return changed
 
 
-def chown_tree(dir_fd, uid, gid, path):
+def chown_tree(dir_fd, uid, gid, path, dry_run=False):
     """Give every directory and regular file below an opened directory to uid/gid. Links are left alone (never
     followed), and a regular file with more than one hard link is refused: it may be another file's inode.
     Returns the number of entries changed."""
@@ -222,9 +222,10 @@ def chown_tree(dir_fd, uid, gid, path):
         if stat.S_ISDIR(info.st_mode):
             child = os.open(entry, _DIR_FLAGS, dir_fd=dir_fd)
             try:
-                changed += chown_tree(child, uid, gid, where)
+                changed += chown_tree(child, uid, gid, where, dry_run)
                 if (info.st_uid, info.st_gid) != (uid, gid):
-                    os.fchown(child, uid, gid)
+                    if not dry_run:
+                        os.fchown(child, uid, gid)
                     changed += 1
             finally:
                 os.close(child)
@@ -236,7 +237,8 @@ def chown_tree(dir_fd, uid, gid, path):
                     raise UnsafePath(f"{where} has {current.st_nlink} hard links: root does not change the owner "
                                      "of a file linked elsewhere; remove the extra link")
                 if (current.st_uid, current.st_gid) != (uid, gid):
-                    os.fchown(fd, uid, gid)
+                    if not dry_run:
+                        os.fchown(fd, uid, gid)
                     changed += 1
             finally:
                 os.close(fd)
