@@ -392,9 +392,7 @@ def ca_certificate_differences(cert, public_key, subject, path_length, renew_bef
     broken = [v.rule for v in rules.errors(rules.check_certificate(cert, "ca", now))]
     if broken:
         reasons.append("it breaks the Roles Anywhere CA rules: " + ", ".join(broken))
-    # A certificate that already ends with the CA cannot be replaced by a longer one: ca_expiry_warning says so.
-    ends_with_ca = cert.not_valid_after_utc >= ca_cert.not_valid_after_utc
-    if cert.not_valid_after_utc - now < datetime.timedelta(days=renew_before_days) and not ends_with_ca:
+    if cert.not_valid_after_utc - now < datetime.timedelta(days=renew_before_days):
         reasons.append(f"it expires {cert.not_valid_after_utc.isoformat()}, within renew_before_days")
     return reasons
 
