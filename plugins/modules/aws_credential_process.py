@@ -392,6 +392,11 @@ def main():
         if module._diff:
             result["diff"] = dict(before_header=path, after_header=path,
                                   before=helper.mask_pin(current), after=helper.mask_pin(wanted))
+        if command is not None and "pin-value=" in command:
+            module.warn(f"The token PIN is in {path} (0600, owned by {params['user']}) and, while AWS's helper runs, "
+                        "on its command line, readable by other local users unless /proc is mounted hidepid=2: "
+                        "AWS's aws_signing_helper reads the PIN only from the key URI. impl python with pin_file "
+                        "keeps it out of both.")
         if changed and not module.check_mode:
             if dir_fd is None:
                 dir_fd = files.open_directory(directory, uid, gid, create_mode=0o700)
