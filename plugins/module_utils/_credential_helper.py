@@ -351,7 +351,9 @@ def cache_path(opts) -> str:
 
 def _private_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
+    info = os.lstat(path)
+    if os.path.islink(path):  # a planted link to someone else's directory is not our cache
+        raise HelperError(f"cache directory {path} is a symbolic link: remove it or choose another --cache-dir")
     if info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise HelperError(
             f"cache directory {path} is not private (mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}): "
