@@ -13,8 +13,9 @@ import tempfile
 DEFAULT_STATE_PATH = "/etc/ansible/facts.d/rolesanywhere.fact"
 
 # Fields that change on every run without the host's state changing: they are written but do not
-# make a run "changed", so that a rerun of a healthy fleet reports changed=0.
-VOLATILE_FIELDS = frozenset(("last_verified_at", "last_attempt_at", "checked_at"))
+# make a run "changed", so that a rerun of a healthy fleet reports changed=0. ``attempts`` is the metrics'
+# bookkeeping (see _metrics.record_attempt); a failure also changes last_error.
+VOLATILE_FIELDS = frozenset(("last_verified_at", "last_attempt_at", "checked_at", "attempts"))
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
