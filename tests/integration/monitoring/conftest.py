@@ -21,3 +21,7 @@ def parse_metrics(text):
 
 def promtool(*args, stdin=None):
     return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+from tests.support.aws import moto_server, ra_endpoint  # noqa: E402,F401  (fixtures)
+from tests.support.ca import file_ca  # noqa: E402,F401
