@@ -44,7 +44,7 @@ options:
     description:
       - The helper command. Defaults to C(/usr/local/bin/aws_signing_helper) (O(impl=aws)) or
         C(/usr/local/bin/rolesanywhere-credential-helper) (O(impl=python)), where the role
-        M(rolesanywhere.fleet.signing_helper) installs them.
+        C(rolesanywhere.fleet.signing_helper) installs them.
     type: path
   certificate:
     description: The client certificate (PEM file) on the host.

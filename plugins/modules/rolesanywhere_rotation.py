@@ -8,7 +8,7 @@ module: rolesanywhere_rotation
 short_description: The host side of a certificate rotation - run lock, due decision and journal
 version_added: 0.1.0
 description:
-  - Used by the role M(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
+  - Used by the role C(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
     certificate so that a run stopped at any point leaves the host able to get credentials.
   - A rotation builds a new generation (key label, certificate and chain files named C(<key_label>-<UTC time>))
     next to the current one, proves it, switches the users' C(~/.aws/config) to it and then retires the old one.

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from plugins.module_utils._host_state import RenewBefore, certificate_summary, classify
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state import RenewBefore, certificate_summary, classify
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.timezone.utc)
 
