@@ -15,8 +15,8 @@ description:
   - Timestamps (C(last_verified_at), C(last_attempt_at), C(checked_at)) are written but never make the
     task changed, so a rerun on a healthy host reports no change.
   - Both states also write the host's Prometheus metrics as a node_exporter textfile (see O(metrics_dir) and
-    C(docs/monitoring.md)). With V(present), O(updates) holding C(last_error) record an enrolment attempt: it
-    succeeded when C(last_error) is null, else it failed and the failure counter goes up.
+    C(docs/monitoring.md)). With V(present), O(updates) holding C(last_error) record an enrolment attempt,
+    successful when C(last_error) is null, else failed (the failure counter goes up).
 options:
   path:
     description: The state file.
