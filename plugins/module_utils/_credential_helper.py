@@ -39,7 +39,7 @@ class HelperError(Exception):
 
 
 def log(message) -> None:
-    line = " ".join(str(message).split())
+    line = mask_pin(" ".join(str(message).split()))  # no PIN in the journal, whatever an error quotes
     sys.stderr.write(f"{datetime.datetime.now():%Y/%m/%d %H:%M:%S} {line}\n")
     sys.stderr.flush()
 
@@ -127,7 +127,8 @@ class _Parser(argparse.ArgumentParser):
 def _add_common(parser):
     add = parser.add_argument
     add("--certificate", default="", help="PEM certificate file (or a pkcs11: URI of a certificate object)")
-    add("--private-key", default="", help="PEM/PKCS#8 key file or pkcs11: URI (default: --certificate)")
+    add("--private-key", default="", help="PEM/PKCS#8 key file or pkcs11: URI (default: $RA_PRIVATE_KEY, else "
+        "--certificate); a URI with a PIN belongs in RA_PRIVATE_KEY, never on the command line of a service")
     add("--intermediates", default="", help="PEM bundle of intermediate CA certificates")
     add("--role-arn", default="")
     add("--profile-arn", default="")
@@ -169,6 +170,7 @@ def build_parser():
 
 
 def validate(opts) -> None:
+    opts.private_key = opts.private_key or os.environ.get("RA_PRIVATE_KEY", "")
     if opts.cert_selector is not None or opts.system_store_name is not None or opts.use_latest_expiring_certificate:
         raise HelperError("unable to use cert store signer on linux: pass --certificate and --private-key")
     if opts.tpm_key_password is not None or opts.no_tpm_key_password:
@@ -348,7 +350,9 @@ def cache_path(opts) -> str:
 
 def _private_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
+    info = os.lstat(path)
+    if os.path.islink(path):  # a planted link to someone else's directory is not our cache
+        raise HelperError(f"cache directory {path} is a symbolic link: remove it or choose another --cache-dir")
     if info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise HelperError(
             f"cache directory {path} is not private (mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}): "

@@ -16,6 +16,8 @@ description:
     C(rotation_state) (V(ok), V(due), V(renewed), V(failed)), C(stuck_since), C(last_attempt_at), C(last_error) and
     the certificate's C(serial) and C(not_after), which M(rolesanywhere.fleet.rolesanywhere_host_state) and
     C(playbooks/report.yml) show.
+  - Each action that writes the state file also writes the host's Prometheus metrics (O(metrics_dir)); V(finish)
+    and V(fail) record the rotation attempt's result and count failures.
   - Runs on one host take turns through a lock (O(lock_path)); a run that dies leaves a lock that expires after
     O(lock_ttl) seconds.
 options:
@@ -100,6 +102,12 @@ options:
     type: list
     elements: dict
     default: []
+  metrics_dir:
+    description:
+      - The node_exporter textfile directory that receives C(rolesanywhere.prom), as in
+        M(rolesanywhere.fleet.rolesanywhere_host_state); by default C(/var/lib/prometheus/node-exporter) if it
+        exists; V('') writes no metrics.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -190,6 +198,7 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _rotation
 
 
@@ -207,6 +216,14 @@ def verify_profiles(profiles):
         expiration = _rotation.run_credential_process(user, config_path, profile)
         verified.append(dict(user=user, profile=profile, expiration=expiration))
     return verified
+
+
+def publish_metrics(module, state, renew_before, now):
+    status = _host_state.classify(state if "not_after" in state else None, renew_before, now, state.get("last_error"))[0]
+    try:
+        _metrics.publish(state, status, now, module.params["metrics_dir"])
+    except OSError as exc:
+        module.warn(f"metrics not written: {exc}")
 
 
 def main():
@@ -231,6 +248,7 @@ def main():
             error=dict(type="str"),
             profiles=dict(type="list", elements="dict", default=[]),
             keep_discard=dict(type="bool", default=False),
+            metrics_dir=dict(type="path"),
         ),
         required_if=[("action", "begin", ("host",)), ("action", "record", ("phase",)), ("action", "fail", ("error",))],
         supports_check_mode=True,
@@ -275,6 +293,8 @@ def main():
             result["changed"] = rotation.changed
     except (_rotation.RotationError, ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
+    if rotation.state != rotation.original and not module.check_mode:
+        publish_metrics(module, rotation.state, renew_before, now)
     result["host_state"] = rotation.state
     module.exit_json(**result)
 
