@@ -12,8 +12,8 @@ with the PIN as ?pin-value= (AWS's helper cannot read pin-source). Goal (issue 1
 
 The helper runs as hosts run it: installed the way the role signing_helper installs it (bin/ with the
 ``-I -S`` shebang, lib/ with the precompiled module_utils, runtime/pythonX.Y with the Python packages), started
-through its shebang. ``--runtime DIR`` names a prebuilt runtime directory; without it this interpreter's
-site-packages stands in for it.
+through its shebang. The runtime is the prebuilt archive (module python_runtime) made from the test wheelhouse
+(.work/wheelhouse) for this interpreter's version, kept in .work/runtime-cache, unpacked like hosts unpack it.
 """
 import argparse
 import os
@@ -23,7 +23,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -49,19 +48,32 @@ from tests.support.tokens import make_softhsm_token  # noqa: E402
 ROLE = REPO / "roles" / "signing_helper"
 
 
-def install_helper(prefix: Path, runtime) -> Path:
+def unpack_runtime(prefix: Path) -> Path:
+    """The runtime archive for this interpreter, built (once) from the test wheelhouse and unpacked under prefix."""
+    import platform
+    import tarfile
+
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _runtime
+
+    version = "%d.%d" % sys.version_info[:2]
+    built = _runtime.build(version, platform.machine(), platform.libc_ver()[1], str(REPO / ".work" / "runtime-cache"),
+                           wheelhouses=[str(REPO / ".work" / "wheelhouse")])
+    with tarfile.open(built["path"]) as archive:
+        archive.extractall(prefix / "runtime")
+    return prefix / "runtime" / built["key"] / f"python{version}"
+
+
+def install_helper(prefix: Path, runtime: Path) -> Path:
     """The helper laid out as the role lays it out on a host; returns the command."""
     lib = prefix / "lib" / "ansible_collections" / "rolesanywhere" / "fleet" / "plugins" / "module_utils"
     lib.mkdir(parents=True)
     for name in yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__signing_helper_modules"]:
         shutil.copy(REPO / "plugins" / "module_utils" / name, lib / name)
     compileall.compile_dir(str(prefix / "lib"), quiet=1)
-    version = "python%d.%d" % sys.version_info[:2]
-    (prefix / "runtime").mkdir()
-    (prefix / "runtime" / version).symlink_to(runtime or sysconfig.get_paths()["purelib"])
     command = prefix / "bin" / "rolesanywhere-credential-helper"
     command.parent.mkdir()
     source = (ROLE / "files" / "rolesanywhere-credential-helper").read_text().split("\n", 1)[1]
+    source = source.replace('\nRUNTIME = ""\n', f"\nRUNTIME = {str(runtime)!r}\n")
     command.write_text(f"#!{sys.executable} -IS\n{source}")
     command.chmod(0o755)
     return command
@@ -86,7 +98,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reference", action="append", default=[], help="a binary with aws_signing_helper's flags")
-    parser.add_argument("--runtime", help="a prebuilt runtime directory (default: this interpreter's site-packages)")
     opts = parser.parse_args()
     if opts.runs < 20:
         parser.error("--runs must be at least 20")
@@ -121,7 +132,7 @@ def main():
                          "--private-key", str(tmp / "file.key")] + common
             env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
             env.update(token.env)
-            helper = [str(install_helper(tmp / "helper", opts.runtime))]
+            helper = [str(install_helper(tmp / "helper", unpack_runtime(tmp / "helper")))]
             cache = ["--cache-dir", str(tmp / "cache")]
             subprocess.run(helper + token_args + ["--private-key", f"{token_uri}?pin-source=file:{pin_file}"] + cache,
                            env=env, check=True, stdout=subprocess.DEVNULL)

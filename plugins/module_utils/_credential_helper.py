@@ -380,22 +380,10 @@ def _cache_dir(opts) -> str:
     return os.path.join(base, "rolesanywhere-fleet")
 
 
-def _sha256():
-    """SHA-256 without hashlib on the cache-hit path: hashlib loads OpenSSL's libcrypto (milliseconds)."""
-    try:
-        from _sha2 import sha256  # Python 3.12 and later
-    except ImportError:
-        try:
-            from _sha256 import sha256  # Python 3.11 and earlier
-        except ImportError:
-            from hashlib import sha256
-    return sha256
-
-
 def _file_digest(path: str) -> str:
     try:
         with open(path, "rb") as fh:
-            return _sha256()(fh.read()).hexdigest()
+            return _der.sha256(fh.read()).hexdigest()
     except OSError:
         return "unreadable"
 
@@ -416,7 +404,7 @@ def cache_path(opts) -> str:
         opts.session_duration,
         opts.role_session_name,
     ]
-    digest = _sha256()("\0".join(str(part) for part in identity).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    digest = _der.sha256("\0".join(str(part) for part in identity).encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return os.path.join(_cache_dir(opts), f"{digest}.json")
 
 

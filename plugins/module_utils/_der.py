@@ -5,7 +5,8 @@
 
 The bundled helper runs once per credential refresh: importing cryptography.x509 or asn1crypto would cost it
 more than the whole signature. This reads a certificate's serial, validity and public key, unencrypted
-EC/RSA private keys (PKCS#8, SEC1, PKCS#1) and PEM armour; anything else is left to cryptography.
+EC/RSA private keys (PKCS#8, SEC1, PKCS#1) and PEM armour; anything else is left to cryptography. It also
+picks the SHA-256 that costs least to import.
 """
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ CURVES = {  # named-curve OID contents -> (name, field size in bytes)
 }
 INTEGER, BIT_STRING, OCTET_STRING, OID, SEQUENCE = 0x02, 0x03, 0x04, 0x06, 0x30
 UTC_TIME, GENERALIZED_TIME = 0x17, 0x18
+
+
+def sha256(data: bytes = b""):
+    """hashlib.sha256 without importing hashlib, which loads OpenSSL's libcrypto (milliseconds per start)."""
+    try:
+        from _sha2 import sha256 as builtin  # Python 3.12 and later
+    except ImportError:
+        try:
+            from _sha256 import sha256 as builtin  # Python 3.11 and earlier
+        except ImportError:
+            from hashlib import sha256 as builtin
+    return builtin(data)
 
 
 class DerError(ValueError):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import binascii
 import datetime
-import hashlib
 import json
 import re
 from collections import namedtuple
@@ -130,7 +129,7 @@ def canonical_request(method: str, query: str, headers: dict, body: bytes, uri: 
     names = sorted(lowered)
     signed_headers = ";".join(names)
     canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in names)
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = _der.sha256(body).hexdigest()
     text = "\n".join([method, uri, query, canonical_headers, signed_headers, payload_hash])
     return text, signed_headers
 
@@ -140,7 +139,7 @@ def credential_scope(date: str, region: str, service: str = SERVICE) -> str:
 
 
 def string_to_sign(algorithm: str, date: str, region: str, canonical: str, service: str = SERVICE) -> str:
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = _der.sha256(canonical.encode("utf-8")).hexdigest()
     return "\n".join([algorithm, date, credential_scope(date, region, service), digest])
 
 
@@ -533,6 +532,8 @@ def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
         if proxy and not urllib.request.proxy_bypass(host):
             proxy_url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     target = (proxy_url.hostname, proxy_url.port or 8080) if proxy_url else (host, port)
+    if target[0].isascii():
+        target = (target[0].encode("ascii"), target[1])  # a str host costs an import of the idna codec
     sock = socket.create_connection(target, timeout=timeout)
     try:
         if proxy_url:
@@ -622,6 +623,7 @@ def create_session(
 # ---------------------------------------------------------------- proving the credentials
 
 def _hmac(key: bytes, text: str) -> bytes:
+    import hashlib
     import hmac
 
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()

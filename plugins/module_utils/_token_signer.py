@@ -213,9 +213,7 @@ class TokenKey:
     def sigv4_sign(self, data: bytes) -> bytes:
         """One SHA-256 signature: DER ECDSA (hashed here, CKM_ECDSA on the token) or CKM_SHA256_RSA_PKCS."""
         if self.key_type == CKK_EC:
-            import hashlib
-
-            data, mechanism = hashlib.sha256(data).digest(), CKM_ECDSA
+            data, mechanism = _der.sha256(data).digest(), CKM_ECDSA
         else:
             mechanism = CKM_SHA256_RSA_PKCS
         spec = _Mechanism(mechanism, None, 0)
