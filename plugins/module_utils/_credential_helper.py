@@ -40,7 +40,7 @@ class HelperError(Exception):
 
 
 def log(message) -> None:
-    line = " ".join(str(message).split())
+    line = mask_pin(" ".join(str(message).split()))  # no PIN in the journal, whatever an error quotes
     sys.stderr.write(f"{datetime.datetime.now():%Y/%m/%d %H:%M:%S} {line}\n")
     sys.stderr.flush()
 
@@ -80,7 +80,7 @@ class Pkcs11Uri:
         path = source[len("file:"):]
         if path.startswith("//"):
             # file://host/path: only the local host is meaningful here
-            host, _, rest = path[2:].partition("/")
+            host, _sep, rest = path[2:].partition("/")
             if host not in ("", "localhost"):
                 raise HelperError(f"pin-source {source!r} names a remote host: use file:/path/to/pin")
             path = "/" + rest
@@ -93,7 +93,7 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
     if not uri.startswith("pkcs11:"):
         raise HelperError(f"{uri!r} is not a pkcs11: URI")
     body = uri[len("pkcs11:"):]
-    path_part, _, query_part = body.partition("?")
+    path_part, _sep, query_part = body.partition("?")
     parsed = Pkcs11Uri()
     for target, text, separator in ((parsed.path, path_part, ";"), (parsed.query, query_part, "&")):
         for item in filter(None, text.split(separator)):
@@ -113,7 +113,7 @@ def redact_uri(uri: str) -> str:
     """The URI without its pin-value (for cache keys and messages)."""
     if not uri.startswith("pkcs11:") or "?" not in uri:
         return uri
-    head, _, query = uri.partition("?")
+    head, _sep, query = uri.partition("?")
     kept = [item for item in query.split("&") if not item.startswith("pin-value=")]
     return head + ("?" + "&".join(kept) if kept else "")
 
@@ -124,7 +124,8 @@ def redact_uri(uri: str) -> str:
 # aws_signing_helper flags the bundled helper refuses (validate() says why).
 COMMON_FLAGS = (
     ("--certificate", "", "PEM certificate file (or a pkcs11: URI of a certificate object)"),
-    ("--private-key", "", "PEM/PKCS#8 key file or pkcs11: URI (default: --certificate)"),
+    ("--private-key", "", "PEM/PKCS#8 key file or pkcs11: URI (default: $RA_PRIVATE_KEY, else --certificate); a URI "
+                          "with a PIN belongs in RA_PRIVATE_KEY, never on the command line of a service"),
     ("--intermediates", "", "PEM bundle of intermediate CA certificates"),
     ("--role-arn", "", None),
     ("--profile-arn", "", None),
@@ -207,10 +208,9 @@ def build_parser():
         """cobra-like: a bad flag prints the error and the usage, and exits 1 (never 2)."""
 
         def error(self, message):
-            sys.stderr.write(f"Error: {message}\n{self.format_usage()}")
-            sys.exit(1)
+            self.exit(1, f"Error: {message}\n{self.format_usage()}")
 
-    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     process = commands.add_parser("credential-process", help="print credentials for the SDK credential_process")
     _add_common(process)
@@ -227,6 +227,7 @@ def build_parser():
 
 
 def validate(opts) -> None:
+    opts.private_key = opts.private_key or os.environ.get("RA_PRIVATE_KEY", "")
     if opts.cert_selector is not None or opts.system_store_name is not None or opts.use_latest_expiring_certificate:
         raise HelperError("unable to use cert store signer on linux: pass --certificate and --private-key")
     if opts.tpm_key_password is not None or opts.no_tpm_key_password:
@@ -410,7 +411,9 @@ def cache_path(opts) -> str:
 
 def _private_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
+    info = os.lstat(path)
+    if os.path.islink(path):  # a planted link to someone else's directory is not our cache
+        raise HelperError(f"cache directory {path} is a symbolic link: remove it or choose another --cache-dir")
     if info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise HelperError(
             f"cache directory {path} is not private (mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}): "

@@ -642,7 +642,7 @@ def get_caller_identity(
 
     Plain SigV4 (HMAC) with the standard library, so hosts need no boto3 to prove their credentials.
     """
-    import xml.etree.ElementTree as ElementTree
+    from xml.etree import ElementTree
 
     url = urlsplit(endpoint or f"https://sts.{region}.amazonaws.com")
     if not url.hostname:
