@@ -19,8 +19,7 @@ TPM_HOST_VARS = {
     "enrol_token_env": {"DBUS_SESSION_BUS_ADDRESS": f"unix:path={TPM_SOCKET}"},
 }
 TPM_TOOLS_ENV = {"DBUS_SESSION_BUS_ADDRESS": f"unix:path={TPM_SOCKET}", "TPM2TOOLS_TCTI": "tabrmd:bus_type=session"}
-START_SWTPM = [netns_fleet.REPO / d / "shared" / "start_swtpm.sh"
-               for d in ("extensions/molecule", "roles/enrol/molecule")]
+START_SWTPM = netns_fleet.REPO / "extensions" / "molecule" / "enrol_shared" / "start_swtpm.sh"
 
 
 def ssh(host, command, check=True, timeout=120):
@@ -34,9 +33,9 @@ def ssh(host, command, check=True, timeout=120):
 
 def start_swtpm(host):
     """swtpm + a private D-Bus bus + tpm2-abrmd inside the host's namespaces (they end with the host)."""
-    script = next(path for path in START_SWTPM if path.exists())
-    proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{host.address}", "sh -s"],
-                          stdin=script.open("rb"), capture_output=True, timeout=60)
+    with START_SWTPM.open("rb") as script:
+        proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{host.address}", "sh -s"],
+                              stdin=script, capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"swtpm did not start on {host.name}: {proc.stderr.decode(errors='replace')}")
 
