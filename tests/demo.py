@@ -82,6 +82,10 @@ def main():
             banner("report.yml")
             playbook("report.yml", inventory, {"report_dir": str(workdir / "report")})
             print(f"  report files: {workdir / 'report'}/report.json, report.csv")
+            metrics = workdir / "report" / f"{hosts[0].name}-rolesanywhere.prom"
+            metrics.write_text(on_host(hosts[0], ["cat", "/var/lib/prometheus/node-exporter/rolesanywhere.prom"])[1] + "\n")
+            print(f"  report page:  {workdir / 'report' / 'report.html'}")
+            print(f"  host metrics: {metrics} (the node_exporter textfile of {hosts[0].name})")
     finally:
         banner("Tearing down the fleet and the site")
         netns_fleet.remove([h.name for h in hosts])

@@ -19,11 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_rules as rules
 
@@ -33,20 +38,21 @@ DATABASE_MODE = 0o600
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 SERIAL_BITS = 159
 DATABASE_VERSION = 1
-REVOCATION_REASONS = tuple(flag.name for flag in x509.ReasonFlags if flag.name not in ("remove_from_crl",))
-CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+# x509.ReasonFlags' names without remove_from_crl (plain data: the argument spec of x509_crl lists them).
+REVOCATION_REASONS = ("unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded",
+                      "cessation_of_operation", "certificate_hold", "privilege_withdrawn", "aa_compromise")
 
 # The `key` option of x509_ca, x509_issue and x509_crl (an Ansible suboptions spec, plain data).
 CA_KEY_OPTIONS = dict(
     path=dict(type="path"),
     passphrase=dict(type="str", no_log=True),
     module_path=dict(type="path"),
-    token_label=dict(type="str"),
+    token_label=dict(type="str", no_log=False),
     pin=dict(type="str", no_log=True),
     pin_file=dict(type="path"),
     label=dict(type="str"),
     id=dict(type="str"),
-    token_env=dict(type="dict", default={}),
+    token_env=dict(type="dict", default={}, no_log=False),
 )
 
 
@@ -732,5 +738,5 @@ def crl_summary(crl):
         issuer=crl.issuer.rfc4514_string(),
         last_update=crl.last_update_utc.isoformat(),
         next_update=crl.next_update_utc.isoformat() if crl.next_update_utc else None,
-        revoked=sorted(serial_hex(serial) for serial, _ in crl_revoked_set(crl)),
+        revoked=sorted(serial_hex(serial) for serial, _when in crl_revoked_set(crl)),
     )

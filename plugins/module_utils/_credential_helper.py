@@ -79,7 +79,7 @@ class Pkcs11Uri:
         path = source[len("file:"):]
         if path.startswith("//"):
             # file://host/path: only the local host is meaningful here
-            host, _, rest = path[2:].partition("/")
+            host, _sep, rest = path[2:].partition("/")
             if host not in ("", "localhost"):
                 raise HelperError(f"pin-source {source!r} names a remote host: use file:/path/to/pin")
             path = "/" + rest
@@ -90,7 +90,7 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
     if not uri.startswith("pkcs11:"):
         raise HelperError(f"{uri!r} is not a pkcs11: URI")
     body = uri[len("pkcs11:"):]
-    path_part, _, query_part = body.partition("?")
+    path_part, _sep, query_part = body.partition("?")
     parsed = Pkcs11Uri()
     for target, text, separator in ((parsed.path, path_part, ";"), (parsed.query, query_part, "&")):
         for item in filter(None, text.split(separator)):
@@ -110,7 +110,7 @@ def redact_uri(uri: str) -> str:
     """The URI without its pin-value (for cache keys and messages)."""
     if not uri.startswith("pkcs11:") or "?" not in uri:
         return uri
-    head, _, query = uri.partition("?")
+    head, _sep, query = uri.partition("?")
     kept = [item for item in query.split("&") if not item.startswith("pin-value=")]
     return head + ("?" + "&".join(kept) if kept else "")
 
@@ -121,8 +121,7 @@ class _Parser(argparse.ArgumentParser):
     """cobra-like: a bad flag prints the error and the usage, and exits 1 (never 2)."""
 
     def error(self, message):
-        sys.stderr.write(f"Error: {message}\n{self.format_usage()}")
-        sys.exit(1)
+        self.exit(1, f"Error: {message}\n{self.format_usage()}")
 
 
 def _add_common(parser):
@@ -154,7 +153,7 @@ def _add_common(parser):
 
 
 def build_parser():
-    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     process = commands.add_parser("credential-process", help="print credentials for the SDK credential_process")
     _add_common(process)

@@ -17,9 +17,12 @@ description:
   - With O(state=absent), revokes the certificate given by O(serial) (or the one in O(dest) or
     O(current_certificate)). A certificate AWS reports as already revoked gives C(changed=false).
   - Check mode predicts the result without issuing or revoking.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.aws
+  - rolesanywhere.fleet.attributes
+  - rolesanywhere.fleet.attributes.aws_group
 options:
   certificate_authority_arn:
     description: ARN of the AWS Private CA.
@@ -154,8 +157,11 @@ import datetime
 import os
 import time
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+except ImportError:  # reported by AWSModule: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (
     AWSError,

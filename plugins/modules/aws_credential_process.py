@@ -44,7 +44,7 @@ options:
     description:
       - The helper command. Defaults to C(/usr/local/bin/aws_signing_helper) (O(impl=aws)) or
         C(/usr/local/bin/rolesanywhere-credential-helper) (O(impl=python)), where the role
-        M(rolesanywhere.fleet.signing_helper) installs them.
+        C(rolesanywhere.fleet.signing_helper) installs them.
     type: path
   certificate:
     description: The client certificate (PEM file) on the host.
@@ -114,13 +114,10 @@ options:
     description: O(impl=python) only. Cache credentials in a private file until 15 minutes before expiry.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
+extends_documentation_fragment:
+  - rolesanywhere.fleet.attributes
 """
 
 EXAMPLES = r"""
@@ -334,13 +331,13 @@ def main():
             certificate=dict(type="path"),
             intermediates=dict(type="path"),
             private_key=dict(type="str", no_log=True),
-            token_label=dict(type="str"),
-            key_label=dict(type="str"),
+            token_label=dict(type="str", no_log=False),
+            key_label=dict(type="str", no_log=False),
             key_id=dict(type="str"),
             module_path=dict(type="path"),
             pin=dict(type="str", no_log=True),
             pin_file=dict(type="path"),
-            token_env=dict(type="dict", default={}),
+            token_env=dict(type="dict", default={}, no_log=False),
             trust_anchor_arn=dict(type="str"),
             profile_arn=dict(type="str"),
             role_arn=dict(type="str"),

@@ -25,12 +25,14 @@ description:
     CRLs and reports.
   - Unchanged when O(path) already holds a certificate from this CA for the CSR's public key, subject and
     subjectAltName, not revoked, with more than O(renew_before_days) left.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 requirements:
   - cryptography >= 42
   - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key.ca_key_option
+  - rolesanywhere.fleet.attributes
 options:
   path:
     description: Where the issued certificate (PEM) is written. Its directory must exist.
@@ -142,6 +144,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _csr
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_rules as rules
@@ -154,7 +157,7 @@ def main():
             csr_path=dict(type="path"),
             csr=dict(type="str"),
             ca_cert_path=dict(type="path", required=True),
-            ca_key=dict(type="dict", required=True, options=_ca.CA_KEY_OPTIONS),
+            ca_key=dict(type="dict", required=True, no_log=False, options=_ca.CA_KEY_OPTIONS),
             database=dict(type="path"),
             validity_days=dict(type="int", default=365),
             renew_before_days=dict(type="int", default=30),
@@ -167,6 +170,7 @@ def main():
         required_one_of=[("csr_path", "csr")],
         supports_check_mode=True,
     )
+    require_cryptography(module)
     try:
         _ca.require_cryptography()
         result = issue(module, module.params)
