@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap test demo clean
+.PHONY: bootstrap test demo ee clean
 
 bootstrap:
 	tests/bootstrap.sh
@@ -13,6 +13,10 @@ test: bootstrap
 
 demo: bootstrap
 	$(VENV)/bin/python -m tests.demo
+
+# The execution environment localhost/rolesanywhere-fleet-ee:<version>, built offline (docs/execution-environment.md).
+ee: bootstrap
+	$(VENV)/bin/python tests/ee/build.py
 
 clean:
 	rm -rf .work

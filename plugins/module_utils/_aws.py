@@ -19,8 +19,14 @@ import random
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 try:
     import boto3
@@ -203,6 +209,7 @@ class AWSModule(AnsibleModule):
         super().__init__(argument_spec=spec, **kwargs)
         if boto3 is None:
             self.fail_json(msg=missing_required_lib("boto3"))
+        require_cryptography(self)
         self.service = service
         self._clients = {}
 

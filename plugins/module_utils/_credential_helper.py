@@ -39,7 +39,7 @@ class HelperError(Exception):
 
 
 def log(message) -> None:
-    line = " ".join(str(message).split())
+    line = mask_pin(" ".join(str(message).split()))  # no PIN in the journal, whatever an error quotes
     sys.stderr.write(f"{datetime.datetime.now():%Y/%m/%d %H:%M:%S} {line}\n")
     sys.stderr.flush()
 
@@ -79,7 +79,7 @@ class Pkcs11Uri:
         path = source[len("file:"):]
         if path.startswith("//"):
             # file://host/path: only the local host is meaningful here
-            host, _, rest = path[2:].partition("/")
+            host, _sep, rest = path[2:].partition("/")
             if host not in ("", "localhost"):
                 raise HelperError(f"pin-source {source!r} names a remote host: use file:/path/to/pin")
             path = "/" + rest
@@ -90,7 +90,7 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
     if not uri.startswith("pkcs11:"):
         raise HelperError(f"{uri!r} is not a pkcs11: URI")
     body = uri[len("pkcs11:"):]
-    path_part, _, query_part = body.partition("?")
+    path_part, _sep, query_part = body.partition("?")
     parsed = Pkcs11Uri()
     for target, text, separator in ((parsed.path, path_part, ";"), (parsed.query, query_part, "&")):
         for item in filter(None, text.split(separator)):
@@ -110,7 +110,7 @@ def redact_uri(uri: str) -> str:
     """The URI without its pin-value (for cache keys and messages)."""
     if not uri.startswith("pkcs11:") or "?" not in uri:
         return uri
-    head, _, query = uri.partition("?")
+    head, _sep, query = uri.partition("?")
     kept = [item for item in query.split("&") if not item.startswith("pin-value=")]
     return head + ("?" + "&".join(kept) if kept else "")
 
@@ -121,14 +121,14 @@ class _Parser(argparse.ArgumentParser):
     """cobra-like: a bad flag prints the error and the usage, and exits 1 (never 2)."""
 
     def error(self, message):
-        sys.stderr.write(f"Error: {message}\n{self.format_usage()}")
-        sys.exit(1)
+        self.exit(1, f"Error: {message}\n{self.format_usage()}")
 
 
 def _add_common(parser):
     add = parser.add_argument
     add("--certificate", default="", help="PEM certificate file (or a pkcs11: URI of a certificate object)")
-    add("--private-key", default="", help="PEM/PKCS#8 key file or pkcs11: URI (default: --certificate)")
+    add("--private-key", default="", help="PEM/PKCS#8 key file or pkcs11: URI (default: $RA_PRIVATE_KEY, else "
+        "--certificate); a URI with a PIN belongs in RA_PRIVATE_KEY, never on the command line of a service")
     add("--intermediates", default="", help="PEM bundle of intermediate CA certificates")
     add("--role-arn", default="")
     add("--profile-arn", default="")
@@ -153,7 +153,7 @@ def _add_common(parser):
 
 
 def build_parser():
-    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     process = commands.add_parser("credential-process", help="print credentials for the SDK credential_process")
     _add_common(process)
@@ -170,6 +170,7 @@ def build_parser():
 
 
 def validate(opts) -> None:
+    opts.private_key = opts.private_key or os.environ.get("RA_PRIVATE_KEY", "")
     if opts.cert_selector is not None or opts.system_store_name is not None or opts.use_latest_expiring_certificate:
         raise HelperError("unable to use cert store signer on linux: pass --certificate and --private-key")
     if opts.tpm_key_password is not None or opts.no_tpm_key_password:
@@ -349,7 +350,9 @@ def cache_path(opts) -> str:
 
 def _private_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
+    info = os.lstat(path)
+    if os.path.islink(path):  # a planted link to someone else's directory is not our cache
+        raise HelperError(f"cache directory {path} is a symbolic link: remove it or choose another --cache-dir")
     if info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise HelperError(
             f"cache directory {path} is not private (mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}): "

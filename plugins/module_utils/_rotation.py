@@ -344,7 +344,7 @@ def run_credential_process(user, config_path, profile, timeout=60):
 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": account.pw_dir, "USER": user, "LANG": "C.UTF-8"}
     try:
-        proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=timeout, env=env,
+        proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=timeout, env=env, check=False,
                               preexec_fn=become, cwd=account.pw_dir)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RotationError(f"profile {profile!r} of {user}: the credential_process did not run ({exc})") from None

@@ -24,9 +24,12 @@ import re
 from collections import namedtuple
 from urllib.parse import quote, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 SERVICE = "rolesanywhere"
 CANONICAL_URI = "/sessions"
@@ -526,7 +529,7 @@ def get_caller_identity(
 
     Plain SigV4 (HMAC) with the standard library, so hosts need no boto3 to prove their credentials.
     """
-    import xml.etree.ElementTree as ElementTree
+    from xml.etree import ElementTree
 
     url = urlsplit(endpoint or f"https://sts.{region}.amazonaws.com")
     if not url.hostname:

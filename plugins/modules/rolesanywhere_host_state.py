@@ -68,13 +68,10 @@ options:
     type: str
     choices: [present, query]
     default: present
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
+extends_documentation_fragment:
+  - rolesanywhere.fleet.attributes
 """
 
 EXAMPLES = r"""

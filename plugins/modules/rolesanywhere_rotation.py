@@ -8,7 +8,7 @@ module: rolesanywhere_rotation
 short_description: The host side of a certificate rotation - run lock, due decision and journal
 version_added: 0.1.0
 description:
-  - Used by the role M(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
+  - Used by the role C(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
     certificate so that a run stopped at any point leaves the host able to get credentials.
   - A rotation builds a new generation (key label, certificate and chain files named C(<key_label>-<UTC time>))
     next to the current one, proves it, switches the users' C(~/.aws/config) to it and then retires the old one.
@@ -111,11 +111,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return the predicted change without modifying the target.
     details: V(begin) decides without writing or locking; the other actions change nothing in check mode.
   diff_mode:
     support: none
+    description: Returns no diff.
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 seealso:
   - module: rolesanywhere.fleet.rolesanywhere_host_state
 """
@@ -191,6 +193,7 @@ host_state:
 """
 
 import os
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -205,7 +208,11 @@ def verify_profiles(profiles):
         user, profile = entry.get("user"), entry.get("profile")
         if not user or not profile:
             raise _rotation.RotationError(f"each of profiles needs user and profile, got {entry!r}")
-        config_path = entry.get("config_path") or os.path.join(os.path.expanduser(f"~{user}"), ".aws", "config")
+        try:
+            home = pwd.getpwnam(user).pw_dir
+        except KeyError:
+            raise _rotation.RotationError(f"profiles: user {user!r} does not exist on this host") from None
+        config_path = entry.get("config_path") or os.path.join(home, ".aws", "config")
         expiration = _rotation.run_credential_process(user, config_path, profile)
         verified.append(dict(user=user, profile=profile, expiration=expiration))
     return verified
@@ -230,7 +237,7 @@ def main():
             lock_ttl=dict(type="int", default=900),
             lock_wait=dict(type="int", default=900),
             host=dict(type="str"),
-            key_label=dict(type="str", default="rolesanywhere"),
+            key_label=dict(type="str", default="rolesanywhere", no_log=False),
             pki_dir=dict(type="path", default="/etc/rolesanywhere-fleet"),
             chain=dict(type="bool", default=False),
             renew_before=dict(type="str", default="33%"),

@@ -18,7 +18,10 @@ COLLECTION_LINK = COLLECTIONS / "ansible_collections" / "rolesanywhere" / "fleet
 def ensure_collection_link():
     COLLECTION_LINK.parent.mkdir(parents=True, exist_ok=True)
     if not COLLECTION_LINK.is_symlink():
-        COLLECTION_LINK.symlink_to(REPO)
+        try:
+            COLLECTION_LINK.symlink_to(REPO)
+        except FileExistsError:  # another pytest-xdist worker made it first
+            pass
     return COLLECTIONS
 
 
