@@ -113,6 +113,10 @@ database:
   description: Path of the CA database.
   returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
+lock_wait_seconds:
+  description: How long this run waited for the CA database lock (other issuers at work on the same CA).
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
+  type: float
 reasons:
   description: Why a new certificate was issued; empty when unchanged.
   returned: success
@@ -216,6 +220,7 @@ def issue(module, p):
         not_after=summary["not_after"],
         database=database_path,
         reasons=reasons,
+        lock_wait_seconds=round(database.lock_wait_seconds, 4),
     )
     if module._diff:
         result["diff"] = dict(before=_ca.certificate_summary(existing) if existing else {}, after=summary)
