@@ -36,7 +36,7 @@ def platforms(machine: str, glibc: str) -> list:
         raise RuntimeBuildError(f"host architecture {machine!r} is not a machine name such as x86_64 or aarch64")
     if not _GLIBC.match(glibc or ""):
         raise RuntimeBuildError(f"host C library {glibc!r} is not glibc 2.x: prebuilt runtimes need a glibc host "
-                            "(manylinux wheels); use signing_helper_python_deps existing on musl hosts")
+                                "(manylinux wheels); use signing_helper_python_deps existing on musl hosts")
     newest = int(glibc.split(".")[1])
     tags = [f"manylinux_2_{minor}_{machine}" for minor in range(newest, 16, -1)]
     return tags + [f"manylinux2014_{machine}", f"linux_{machine}"]
@@ -114,7 +114,7 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
             for directory in wheelhouses:
                 command += ["--find-links", directory]
             command += list(pip_args) + list(packages)
-            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
             if proc.returncode != 0:
                 missing = _missing(proc.stderr)
                 where = index_url or ", ".join(wheelhouses)
@@ -124,13 +124,13 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
                         f"add one (pip download --only-binary :all: --python-version {python_version} --platform "
                         f"manylinux_2_17_{machine} -d <wheelhouse> {missing}) or point the runtime at an index that has it")
                 raise RuntimeBuildError(f"pip could not build the runtime for CPython {python_version} on {machine}: "
-                                    + " ".join(proc.stderr.strip().splitlines()[-3:]))
+                                        + " ".join(proc.stderr.strip().splitlines()[-3:]))
             compiler = _compiler(python_version)
             # Unchecked hashes: valid whatever mtimes the hosts' unpacking gives the sources. Without an
             # interpreter of that version here (or when it fails), the hosts compile after unpacking.
             compiled = bool(compiler) and subprocess.run(
                 [compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", target],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
             result["compiled"] = compiled
             partial = path + ".part"
             with tarfile.open(partial, "w:gz", compresslevel=1) as archive:

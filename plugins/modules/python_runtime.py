@@ -54,8 +54,6 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to compare; the archive is new or unchanged.
-seealso:
-  - role: rolesanywhere.fleet.signing_helper
 """
 
 EXAMPLES = r"""
