@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: owned_path
 short_description: Write a file or directory for a local user without following that user's links
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Creates a directory, writes a file (for example a token PIN file) or gives a directory tree to a local user,
     as root, in places that user may control.

@@ -68,8 +68,8 @@ options:
   subject:
     description:
       - The subject configured for this host (inventory), as for M(rolesanywhere.fleet.pkcs11_csr) (a mapping, or a
-        list of one-entry mappings). A CSR asking for any other subject (another OU, another host's CN) is refused:
-        the CA does not trust the host to name itself. Omitted, the CSR's subject is taken as is.
+        list of one-entry mappings). A CSR asking for any other subject (another OU, another host's CN) is refused,
+        because the CA does not trust the host to name itself. Omitted, the CSR's subject is taken as is.
     type: raw
   subject_alt_name:
     description:
