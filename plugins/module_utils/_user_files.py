@@ -146,7 +146,7 @@ def read_file(dir_fd, name, uid, path, limit=1 << 20, private=False):
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePath(f"{path} is a symbolic link: root does not follow links it did not create; remove it "
-                             "(the module writes a regular file)") from None
+                             "or replace it with a regular file") from None
         raise UnsafePath(f"cannot read {path}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
