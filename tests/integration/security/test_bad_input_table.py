@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from tests.support.ansible import COLLECTIONS, REPO, ansible_env, run_module, run_playbook
-from tests.support.aws import provision
+from tests.support.aws import provision, start_ra_local
 from tests.support.ca import issue_client_cert, make_file_ca
 from tests.support.tokens import make_softhsm_token
 
@@ -67,7 +67,7 @@ class Stand:
 
 
 @pytest.fixture(scope="module")
-def stand(ra_endpoint, tmp_path_factory):  # noqa: F811
+def stand(ra_endpoint, moto_server, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("hostile")
     token = make_softhsm_token(root / "token", pin="97315")
     with _pkcs11.open_token_session(token.spec(), rw=True) as session:
@@ -84,15 +84,23 @@ def stand(ra_endpoint, tmp_path_factory):  # noqa: F811
     (root / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
     (root / "loose.pin").write_text(token.pin)
     (root / "loose.pin").chmod(0o644)
-    expired = make_file_ca(root / "expired-ca", validity_days=1)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for name, moment in (("expired-ca.pem", now - datetime.timedelta(days=400)),
+                         ("future-ca.pem", now + datetime.timedelta(days=10))):
+        cert = _ca.build_ca_certificate(ca.key, ca.cert.subject, 30, 0, now=moment)
+        (root / name).write_bytes(_ca.pem(cert))
     other = make_file_ca(root / "other-ca")
     arns = provision(ra_endpoint, ca.pem())
     client = ra_endpoint.client()
     disabled = client.create_profile(name="disabled", roleArns=[arns["role_arn"]], enabled=False)["profile"]
     arns["disabled_profile_arn"] = disabled["profileArn"]
     s = Stand(root, token, ca, cert_path, pin_file, arns, ra_endpoint, ec.generate_private_key(ec.SECP256R1()))
-    s.expired_ca, s.other_ca = expired, other
-    return s
+    s.other_ca = other
+    skewed = start_ra_local(moto_server, root / "skewed-ra",
+                            fixed_time=(now + datetime.timedelta(hours=2)).strftime("%Y%m%dT%H%M%SZ"))
+    s.skewed_ra, s.skewed_arns = skewed, provision(skewed, ca.pem())
+    yield s
+    skewed.stop()
 
 
 # ---------------------------------------------------------------- how a row runs
@@ -294,6 +302,10 @@ ROWS = [
      "validity_days must be a positive number"),
     ("ca-cert-and-key-mismatch", module("x509_issue", lambda s: dict(issue_args(s), ca_key=s.other_ca.key_option())),
      "does not belong to the CA key"),
+    ("ca-expired", module("x509_issue", lambda s: dict(issue_args(s), ca_cert_path=str(s.root / "expired-ca.pem"))),
+     "expired"),
+    ("ca-not-yet-valid", module("x509_issue", lambda s: dict(issue_args(s), ca_cert_path=str(s.root / "future-ca.pem"))),
+     "validity_not_yet_valid"),
     ("wrong-ca-passphrase", module("x509_issue", lambda s: dict(
         issue_args(s), ca_key={"path": str(s.ca.key_path), "passphrase": "wrong-passphrase"})), "passphrase"),
 
@@ -305,6 +317,9 @@ ROWS = [
      "AccessDeniedException"),
     ("helper-anchor-arn-of-wrong-kind", helper(lambda s: helper_args(
         s, **{"trust-anchor-arn": s.arns["profile_arn"]})), "StatusCode"),
+    ("helper-clock-skew", helper(lambda s: helper_args(
+        s, endpoint=s.skewed_ra.url, **{k.replace("_", "-"): s.skewed_arns[k] for k in
+                                        ("trust_anchor_arn", "profile_arn", "role_arn")})), "StatusCode: 403"),
     ("helper-wrong-pin", helper(lambda s: helper_args(
         s, **{"private-key": f"pkcs11:token={s.token.token_label};object={KEY}?pin-value=00000"})), "PIN"),
     ("helper-cache-dir-is-a-link", helper(lambda s: helper_args(s, **{"cache-dir": str(s.root / "cache-link")})),
