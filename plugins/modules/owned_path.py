@@ -54,7 +54,7 @@ attributes:
 author:
   - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 seealso:
-  - role: rolesanywhere.fleet.token
+  - module: rolesanywhere.fleet.aws_credential_process
 """
 
 EXAMPLES = r"""
