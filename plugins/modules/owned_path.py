@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: owned_path
 short_description: Write a file or directory for a local user without following that user's links
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Creates a directory, writes a file (for example a token PIN file) or gives a directory tree to a local user,
     as root, in places that user may control.
@@ -53,8 +53,6 @@ attributes:
     description: No diff is shown (the content may be a PIN).
 author:
   - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
-seealso:
-  - module: rolesanywhere.fleet.aws_credential_process
 """
 
 EXAMPLES = r"""
