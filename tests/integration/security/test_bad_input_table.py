@@ -331,6 +331,8 @@ ROWS = [
         s, environment={"SOFTHSM2_CONF": "$RA_PRIVATE_KEY"})), "environment values must not hold $"),
     ("unit-user-injects", playbook("signing_helper_services.yml", lambda s: service_vars(s, user="root\nUser=root")),
      "user must be a plain user name"),
+    ("unit-value-with-backslash", playbook("signing_helper_services.yml", lambda s: service_vars(
+        s, profile_arn=PROFILE + "\\n")), "profile_arn holds a line break, control character or backslash"),
     ("unit-argument-is-a-flag", playbook("signing_helper_services.yml", lambda s: service_vars(
         s, region="--no-verify-ssl")), "region starts with - and would be read as a flag"),
     ("token-role-short-pin", playbook("token_role.yml", lambda s: dict(
