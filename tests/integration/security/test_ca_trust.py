@@ -55,16 +55,17 @@ def test_ca_near_its_end_warns_and_keeps_the_host_certificate(tmp_path):
     path = tmp_path / "host1.pem"
     csr = csr_pem(sans=["host1.fleet.test"])
     serials = []
-    for _ in range(3):
+    for run in range(3):
         result = run_module("x509_issue", issue_args(ca, path, csr, validity_days=365, renew_before_days=30))
         assert not result.failed, result
         assert "renew the CA" in json.dumps(result.get("warnings", [])), result
         serials.append(result["serial"])
+        assert result["changed"] == (run == 0), result
     assert len(set(serials)) == 1, serials  # one certificate, capped at the CA's end, not three
 
 
 def test_private_ca_refuses_another_subject_before_calling_aws(iam_conn, private_ca, tmp_path):
-    ca_arn, _ = private_ca
+    ca_arn = private_ca[0]
     dest = tmp_path / "host1.pem"
     args = dict(iam_conn, certificate_authority_arn=ca_arn, dest=str(dest), validity_days=30, subject=CONFIGURED,
                 subject_alt_name=[])

@@ -97,7 +97,7 @@ def test_enrol_killed_at_named_steps_and_random_moments_then_rerun(kill_site):
         print(f"{name}: killed {'at ' + step if step else f'after {after} s'} (rc {rc}, "
               f"{output.count('TASK [')} tasks started)")
         assert rc == -signal.SIGKILL or "PLAY RECAP" in output, output[-3000:]
-    killed = [name for name, _, _ in plan]
+    killed = [entry[0] for entry in plan]
     rerun = run_playbook(ENROL, inventory=str(kill_site.inventory), args=["--limit", ",".join(killed)], check=False)
     recap = {m.group(1): (int(m.group(4)), int(m.group(5))) for m in RECAP.finditer(rerun.stdout)}
     for name in killed:
