@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from plugins.module_utils import _metrics
-from plugins.module_utils._host_state import certificate_summary
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state import certificate_summary
 from tests.support.ansible import run_module
-from tests.unit.test_host_state import make_cert
+from tests.unit.plugins.module_utils.test_host_state import make_cert
 
 from .conftest import parse_metrics, promtool
 
