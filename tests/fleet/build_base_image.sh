@@ -35,9 +35,10 @@ VIRTUAL_PROVIDERS=(python3-ply)
 VIRTUAL_PROVIDERS_bullseye=(python3-cffi-backend)
 # Hosts' Pythons: bullseye 3.9, bookworm 3.11, trixie 3.13. cryptography comes from the wheelhouse too (Debian's
 # python3-cryptography is too old on 11/12; the roles install into an isolated virtualenv). python-pkcs11 0.10
-# needs Python 3.10: 3.9 gets 0.9.4. One pycparser for all (3.x needs Python 3.10), so the flat directory never
-# offers pip a wheel its Python cannot use.
-HOST_WHEELS_cp39=(python-pkcs11==0.9.4 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.0.0 pycparser==2.23)
+# needs Python 3.10: 3.9 gets 0.9.4 (and cryptography needs typing-extensions there). One pycparser for all
+# (3.x needs Python 3.10), so the flat directory never offers pip a wheel its Python cannot use.
+HOST_WHEELS_cp39=(python-pkcs11==0.9.4 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.0.0 pycparser==2.23
+                  typing-extensions==4.16.0)
 HOST_WHEELS_cp311=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==2.23)
 HOST_WHEELS_cp313=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==2.23)
 # The exact interpreter version pip resolves for (Requires-Python like "!=3.9.0,!=3.9.1" needs the micro).

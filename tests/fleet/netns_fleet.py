@@ -853,11 +853,27 @@ def up(names=(), count=0, systemd=False, fresh=False, timeout=60.0, owner_pid=No
     """
     if release is not None:
         base_rootfs(release)  # an unknown release fails here, before the supervisor starts
+    _retire_idle_supervisor_of_other_code()
     requested = [{"name": name, "index": index} for name, index in parse_host_args([str(n) for n in names])]
     owner = process_identity(owner_pid) if owner_pid else None
     reply = request("up", hosts=requested, count=count, systemd=systemd, fresh=fresh, timeout=timeout, owner=owner,
                     release=release)
-    return [Host.from_json(h) for h in reply["hosts"]]
+    hosts = [Host.from_json(h) for h in reply["hosts"]]
+    if release and fresh and any(h.release != release for h in hosts):
+        raise FleetError(f"the fleet supervisor {supervisor_pid()} runs other fleet code that ignored release {release} "
+                         "(its hosts are running); retry when they have stopped")
+    return hosts
+
+
+def _retire_idle_supervisor_of_other_code():
+    """Worktrees share one supervisor: one left idle by other fleet code (it lingers a few seconds) may not know
+    what this client asks for (e.g. releases). With no host running, stop it so that ours starts."""
+    state = status()
+    if state and state.get("code_digest") != code_digest() and not any(h["running"] for h in state["hosts"]):
+        pid = state["supervisor_pid"]
+        request("shutdown", start=False, timeout=120)
+        if not _wait_until(lambda: not process_running(pid), 10.0):
+            raise FleetError(f"the idle fleet supervisor {pid} (other fleet code) did not exit; see {RUN / 'supervisor.log'}")
 
 
 def up_mixed(releases, systemd=False, fresh=False, timeout=60.0, owner_pid=None):
