@@ -10,7 +10,7 @@ version_added: 0.2.0
 description:
   - Builds, once per target, an archive with the Python packages the token modules and the bundled signing
     helper need, for hosts of one Python minor version and architecture. Run it on the controller
-    (C(delegate_to: localhost)); hosts then only unpack the archive, with no virtualenv, no pip and no package
+    (with C(delegate_to) set to C(localhost)); hosts then only unpack the archive, with no virtualenv, no pip and no package
     index (offline hosts work).
   - The archive holds C(<key>/python<X.Y>/) and is named after a digest of every input (versions, platform tags,
     packages, the wheelhouse listing or index URL); when it exists the module changes nothing.
