@@ -54,6 +54,8 @@ def container_inventory(inventory_path, path, **overrides):
     host_vars = inventory["all"]["vars"]
     host_vars.pop("ansible_ssh_private_key_file")
     host_vars["ansible_ssh_args"] = "-o ControlMaster=auto -o ControlPersist=60s -o ConnectTimeout=5"
+    # IdentitiesOnly would make ssh ignore the agent's key (no identity file names it).
+    host_vars["ansible_ssh_common_args"] = host_vars["ansible_ssh_common_args"].replace("-o IdentitiesOnly=yes", "")
     host_vars.update(overrides)
     Path(path).write_text(json.dumps(inventory, indent=2) + "\n")
     return Path(path)

@@ -66,7 +66,7 @@ def test_enrol_rotate_report_in_the_execution_environment_with_a_ca_host(ca_site
 
     rotated = hosts.names[1]
     rotate = job(tmp_path, "rotate", "rotate.yml", inventory, image, limit=[rotated],
-                 extravars={"rotate_force": True})
+                 extravars={"rotate_force": True, "enrol_token_user": "root"})
     assert_every_host_ok(rotate, [rotated])
     state = json.loads(hosts.run(rotated, f"cat {STATE}").stdout)
     assert state["rotation"]["current"]["name"] != "rolesanywhere"
