@@ -3,7 +3,8 @@
 
 Prints wall time, CPU-seconds and changed counts of the baseline, a cold ``enrol.yml`` and a rerun, and the
 ratios (goals: cold <= 3.0x baseline, rerun <= 1.5x baseline with changed=0 on every host).
-Run as root: ``.venv/bin/python bench/fleet.py [--hosts 30] [--forks 10]``.
+``--mix`` measures a fleet of the same size mixed over Debian 11, 12 and 13 too, each against its own baseline.
+Run as root: ``.venv/bin/python bench/fleet.py [--hosts 30] [--forks 10] [--mix]``.
 """
 import argparse
 import json
@@ -17,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.fleet_baseline import baseline_play, local_fleet, run_play  # noqa: E402
+from tests.fleet.mixed import SOFTHSM_RELEASES  # noqa: E402
 from tests.site import LocalSite  # noqa: E402
 
 
@@ -27,33 +29,43 @@ def with_vars(inventory, extra_vars, path):
     return path
 
 
+def measure(hosts, forks, releases=()):
+    """Baseline, cold enrol.yml and rerun on a fresh fleet; prints and returns the three figures."""
+    enrol = REPO / "playbooks" / "enrol.yml"
+    started = time.monotonic()
+    with local_fleet(hosts, releases) as inventory, tempfile.TemporaryDirectory() as tmp:
+        print(f"fleet of {hosts} hosts ({'/'.join(releases) or 'bookworm'}) ssh-ready in "
+              f"{time.monotonic() - started:.1f} s; forks={forks}", flush=True)
+        base = baseline_play(inventory, forks)
+        print(base.summary("baseline (5 tasks)"), flush=True)
+        with LocalSite(Path(tmp) / "site") as site:
+            enrol_inventory = with_vars(inventory, site.enrol_vars(), Path(tmp) / "enrol-inventory.json")
+            cold = run_play(enrol, enrol_inventory, forks)
+            print(cold.summary("enrol.yml cold"), flush=True)
+            rerun = run_play(enrol, enrol_inventory, forks)
+            print(rerun.summary("enrol.yml rerun"), flush=True)
+    return base, cold, rerun
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--forks", type=int, default=10)
+    parser.add_argument("--mix", action="store_true",
+                        help="also measure a fleet of the same size mixed over Debian 11, 12 and 13")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/fleet.py needs root (the local fleet uses network namespaces)")
-    enrol = REPO / "playbooks" / "enrol.yml"
-    started = time.monotonic()
-    with local_fleet(args.hosts) as inventory, tempfile.TemporaryDirectory() as tmp:
-        print(f"fleet of {args.hosts} hosts ssh-ready in {time.monotonic() - started:.1f} s; forks={args.forks}",
-              flush=True)
-        base = baseline_play(inventory, args.forks)
-        print(base.summary("baseline (5 tasks)"), flush=True)
-        with LocalSite(Path(tmp) / "site") as site:
-            enrol_inventory = with_vars(inventory, site.enrol_vars(), Path(tmp) / "enrol-inventory.json")
-            cold = run_play(enrol, enrol_inventory, args.forks)
-            print(cold.summary("enrol.yml cold"), flush=True)
-            rerun = run_play(enrol, enrol_inventory, args.forks)
-            print(rerun.summary("enrol.yml rerun"), flush=True)
-    print(f"cold / baseline  = {cold.wall_seconds / base.wall_seconds:.2f}x wall (goal <= 3.0x), "
-          f"{cold.machine_cpu_seconds / base.machine_cpu_seconds:.2f}x CPU")
-    print(f"rerun / baseline = {rerun.wall_seconds / base.wall_seconds:.2f}x wall (goal <= 1.5x), "
-          f"{rerun.machine_cpu_seconds / base.machine_cpu_seconds:.2f}x CPU; changed on rerun: {rerun.changed}")
-    print(f"CPU-s per host: baseline {base.cpu_seconds_per_host:.2f}, cold {cold.cpu_seconds_per_host:.2f}, "
-          f"rerun {rerun.cpu_seconds_per_host:.2f}")
-    return 0 if cold.failed_hosts == rerun.failed_hosts == 0 else 1
+    fleets = {"bookworm": ()} | ({"mixed 11/12/13": tuple(SOFTHSM_RELEASES)} if args.mix else {})
+    figures = {label: measure(args.hosts, args.forks, releases) for label, releases in fleets.items()}
+    for label, (base, cold, rerun) in figures.items():
+        print(f"[{label}] cold / baseline  = {cold.wall_seconds / base.wall_seconds:.2f}x wall (goal <= 3.0x), "
+              f"{cold.machine_cpu_seconds / base.machine_cpu_seconds:.2f}x CPU")
+        print(f"[{label}] rerun / baseline = {rerun.wall_seconds / base.wall_seconds:.2f}x wall (goal <= 1.5x), "
+              f"{rerun.machine_cpu_seconds / base.machine_cpu_seconds:.2f}x CPU; changed on rerun: {rerun.changed}")
+        print(f"[{label}] CPU-s per host: baseline {base.cpu_seconds_per_host:.2f}, "
+              f"cold {cold.cpu_seconds_per_host:.2f}, rerun {rerun.cpu_seconds_per_host:.2f}")
+    return 0 if all(cold.failed_hosts == rerun.failed_hosts == 0 for _, cold, rerun in figures.values()) else 1
 
 
 if __name__ == "__main__":

@@ -106,9 +106,14 @@ def baseline_play(inventory, forks=10):
 
 
 @contextlib.contextmanager
-def local_fleet(hosts):
-    """Start ``hosts`` fresh fleet hosts; yield the path of an inventory for them; remove them afterwards."""
-    started = netns_fleet.up(count=hosts, fresh=True, timeout=120, owner_pid=os.getpid())
+def local_fleet(hosts, releases=()):
+    """Start ``hosts`` fresh fleet hosts (Debian releases taken in turn from ``releases``, default bookworm); yield
+    the path of an inventory for them; remove them afterwards."""
+    if releases:
+        started = netns_fleet.up_mixed([releases[i % len(releases)] for i in range(hosts)], fresh=True, timeout=120,
+                                       owner_pid=os.getpid())
+    else:
+        started = netns_fleet.up(count=hosts, fresh=True, timeout=120, owner_pid=os.getpid())
     try:
         with tempfile.TemporaryDirectory() as tmp:
             yield netns_fleet.write_inventory(started, Path(tmp) / "inventory.yml")

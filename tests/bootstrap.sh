@@ -9,7 +9,7 @@ APT_PACKAGES=(
   softhsm2 opensc gnutls-bin p11-kit p11-kit-modules
   swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus
   openssl openssh-client openssh-server iproute2 nftables debootstrap systemd-container
-  prometheus chromium podman runc
+  prometheus chromium podman runc gcc binutils
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,22 +1,25 @@
-"""`make demo`: the main job on a local fleet, start to finish, then everything torn down.
+"""`make demo`: the main job on a local mixed fleet, start to finish, then everything torn down.
 
-Three network-namespace SSH hosts (tests/fleet), a local site on the fleet bridge (moto + aws_gate + ra_local,
-the own CA from role ``ca``, the AWS side from ``aws_setup.yml``), then ``enrol.yml``; per host the assumed-role
+Network-namespace SSH hosts (tests/fleet) of Debian 11, 12 and 13 with SoftHSM2 and a Debian 12 host with a
+software TPM (tests/fleet/mixed.py), a local site on the fleet bridge (moto + aws_gate + ra_local, the own CA
+from role ``ca``, the AWS side from ``aws_setup.yml``), then one ``enrol.yml`` run with
+``signing_helper_impl: auto``; per host its release, Python, token and the helper auto chose, the assumed-role
 ARN obtained through the wired credential_process and the seed's S3 outcomes; then ``report.yml``.
 """
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.fleet import netns_fleet
+from tests.fleet import mixed, netns_fleet
 from tests.site import ALLOWED_BUCKET, OTHER_BUCKET, LocalSite
 from tests.support.ansible import REPO, ansible_env
 
-HOSTS = 3
+AUTO_CHOICE = re.compile(r'^ok: \[(\S+)\] => \{\s*"msg": "signing helper auto -> (\w+) \((.*)\)"', re.M)
 
 
 def banner(text):
@@ -24,10 +27,19 @@ def banner(text):
 
 
 def playbook(name, inventory, extra_vars=None):
+    """Run a playbook, its output shown as it comes; returns the output."""
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / name)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
-    subprocess.run(cmd, env=ansible_env(), check=True)
+    lines = []
+    with subprocess.Popen(cmd, env=ansible_env({"PYTHONUNBUFFERED": "1"}), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return "".join(lines)
 
 
 def on_host(host, argv):
@@ -58,11 +70,12 @@ def main():
         sys.exit("make demo needs root (network namespaces, a bridge, nftables)")
     workdir = Path(tempfile.mkdtemp(prefix="rolesanywhere-demo-"))
     ok = True
-    banner(f"Starting {HOSTS} local fleet hosts")
-    hosts = netns_fleet.up(count=HOSTS, fresh=True, owner_pid=os.getpid())
+    banner(f"Starting a mixed local fleet: SoftHSM2 hosts on {', '.join(mixed.SOFTHSM_RELEASES)}, "
+           f"a {mixed.TPM_RELEASE} host with a software TPM")
+    hosts, tpm_hosts = mixed.start(os.getpid())
     try:
         for host in hosts:
-            print(f"  {host.name} {host.address}")
+            print(f"  {host.name} {host.address} {host.release}{' (swtpm + tpm2-abrmd)' if host in tpm_hosts else ''}")
         # The seed's inline deny allows one source range: the first hosts are inside it, the last one is not.
         inside = [f"{h.address}/32" for h in hosts[:-1]]
         banner("Local site: moto + aws_gate + ra_local, own CA (role ca), AWS side (aws_setup.yml)")
@@ -70,9 +83,19 @@ def main():
             print(f"  Roles Anywhere endpoint {site.ra.url}; STS/S3 {site.gate.url}")
             print(f"  trust anchor {site.arns['trust_anchor_arn']}\n  profile      {site.arns['profile_arn']}\n"
                   f"  role         {site.arns['role_arn']}")
-            inventory = netns_fleet.write_inventory(hosts, workdir / "inventory.yml", extra_vars=site.enrol_vars())
-            banner("enrol.yml")
-            playbook("enrol.yml", inventory)
+            # auto picks per host; this offline fleet has no copy of AWS's binary to install (no download source).
+            inventory = mixed.write_inventory(hosts, tpm_hosts, workdir / "inventory.yml", site.enrol_vars(
+                enrol_helper_impl="auto", signing_helper_aws_url_template=""))
+            banner("enrol.yml (one run, every host)")
+            choices = {name: (impl, why) for name, impl, why in AUTO_CHOICE.findall(playbook("enrol.yml", inventory))}
+            banner("The fleet: release, Python, token and the signing helper auto chose")
+            for host in hosts:
+                facts = mixed.summary(host)
+                token = "tpm2" if host in tpm_hosts else "softhsm2"
+                impl, why = choices.get(host.name, ("?", "no choice shown"))
+                ok = ok and impl == facts["impl"]
+                print(f"  {host.name:8} {facts['debian']:10} Python {facts['python']:8} token {token:9} "
+                      f"helper {facts['impl']} (auto: {why})")
             banner("Credentials through each host's credential_process (profile ra), and the seed's policy outcomes")
             for host in hosts:
                 inside_range = host is not hosts[-1]
@@ -82,6 +105,10 @@ def main():
             banner("report.yml")
             playbook("report.yml", inventory, {"report_dir": str(workdir / "report")})
             print(f"  report files: {workdir / 'report'}/report.json, report.csv")
+            metrics = workdir / "report" / f"{hosts[0].name}-rolesanywhere.prom"
+            metrics.write_text(on_host(hosts[0], ["cat", "/var/lib/prometheus/node-exporter/rolesanywhere.prom"])[1] + "\n")
+            print(f"  report page:  {workdir / 'report' / 'report.html'}")
+            print(f"  host metrics: {metrics} (the node_exporter textfile of {hosts[0].name})")
     finally:
         banner("Tearing down the fleet and the site")
         netns_fleet.remove([h.name for h in hosts])

@@ -13,13 +13,20 @@
 """
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 try:
     import boto3
@@ -202,6 +209,7 @@ class AWSModule(AnsibleModule):
         super().__init__(argument_spec=spec, **kwargs)
         if boto3 is None:
             self.fail_json(msg=missing_required_lib("boto3"))
+        require_cryptography(self)
         self.service = service
         self._clients = {}
 
@@ -471,3 +479,43 @@ def set_enabled(client, kind, id_field, resource_id, enabled):
     """Enable/Disable<kind> (TrustAnchor, Profile, Crl) by id."""
     operation = f"{'enable' if enabled else 'disable'}_{kind}"
     getattr(client, operation)(**{id_field: resource_id})
+
+
+# ---- subject activity (ListSubjects / GetSubject) -------------------------------------------------------------
+
+
+def _iso_time(value):
+    """botocore's timestamps (datetime) as the report's UTC text; None stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _credential_serial(credential):
+    """Lower-case hex serial, as the host state records it: from the certificate, else the decimal serialNumber."""
+    if credential.get("x509CertificateData"):
+        return format(x509.load_pem_x509_certificate(credential["x509CertificateData"].encode()).serial_number, "x")
+    return format(int(credential["serialNumber"]), "x")
+
+
+def list_subjects(client, credentials=True):
+    """Roles Anywhere's subjects (one per certificate subject) with when each was last seen; with
+    ``credentials`` also each certificate's last use (one GetSubject per subject)."""
+    subjects = []
+    for summary in client.paginate("list_subjects", "subjects"):
+        subject = {
+            "subject_arn": summary.get("subjectArn"),
+            "subject_id": summary.get("subjectId"),
+            "x509_subject": summary.get("x509Subject"),
+            "enabled": summary.get("enabled"),
+            "last_seen_at": _iso_time(summary.get("lastSeenAt")),
+        }
+        if credentials:
+            detail = client.get_subject(subjectId=summary["subjectId"]).get("subject") or {}
+            subject["credentials"] = [
+                {"serial_number": _credential_serial(c), "issuer": c.get("issuer"), "seen_at": _iso_time(c.get("seenAt")),
+                 "failed": c.get("failed"), "enabled": c.get("enabled")}
+                for c in detail.get("credentials") or []
+            ]
+        subjects.append(subject)
+    return subjects

@@ -20,11 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_rules as rules
 
@@ -34,20 +39,21 @@ DATABASE_MODE = 0o600
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 SERIAL_BITS = 159
 DATABASE_VERSION = 1
-REVOCATION_REASONS = tuple(flag.name for flag in x509.ReasonFlags if flag.name not in ("remove_from_crl",))
-CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+# x509.ReasonFlags' names without remove_from_crl (plain data: the argument spec of x509_crl lists them).
+REVOCATION_REASONS = ("unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded",
+                      "cessation_of_operation", "certificate_hold", "privilege_withdrawn", "aa_compromise")
 
 # The `key` option of x509_ca, x509_issue and x509_crl (an Ansible suboptions spec, plain data).
 CA_KEY_OPTIONS = dict(
     path=dict(type="path"),
     passphrase=dict(type="str", no_log=True),
     module_path=dict(type="path"),
-    token_label=dict(type="str"),
+    token_label=dict(type="str", no_log=False),
     pin=dict(type="str", no_log=True),
     pin_file=dict(type="path"),
     label=dict(type="str"),
     id=dict(type="str"),
-    token_env=dict(type="dict", default={}),
+    token_env=dict(type="dict", default={}, no_log=False),
 )
 
 
@@ -293,12 +299,21 @@ def load_csr(data, origin="csr"):
         data = data.encode()
     try:
         if b"-----BEGIN" in data:
-            return x509.load_pem_x509_csr(data)
-        return x509.load_der_x509_csr(data)
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
     except ValueError:
         raise CAError(
             f"The CSR from {origin} cannot be parsed (damaged or not a CSR): create it again with pkcs11_csr."
         ) from None
+    try:
+        csr.extensions  # parsed lazily: a contradictory extension (CA:FALSE with pathlen) raises here
+    except ValueError as exc:
+        raise CAError(
+            f"The CSR from {origin} carries a malformed extension ({exc}): create it again with pkcs11_csr, "
+            "which requests no basicConstraints."
+        ) from None
+    return csr
 
 
 def pem(cert_or_crl):
@@ -415,18 +430,71 @@ def check_csr_or_fail(csr, require_subject=()):
         raise CAError(f"The CSR is refused: {rules.describe(broken)}")
 
 
-def issue_certificate(ca_cert, ca_key, csr, validity_days, require_subject=(), now=None):
+def _name_set(name):
+    return sorted((attr.oid.dotted_string, attr.value) for attr in name)
+
+
+def _san_set(sans):
+    return sorted(repr(general_name) for general_name in (sans or []))
+
+
+def check_requested_identity(csr, expected_subject=None, expected_sans=None):
+    """A host is not trusted by its CA: the CSR may ask only for what the operator configured for that host.
+
+    ``expected_subject`` (x509.Name) and ``expected_sans`` (a list of GeneralName; [] allows none) come from the
+    inventory; None leaves that part to the CSR (modules used by hand). A CSR naming nobody is always refused.
+    """
+    sans = subject_alt_names(csr)
+    if not csr.subject.rdns and not sans:
+        raise CAError("The CSR is refused: it has an empty subject and no subjectAltName, so the certificate would "
+                      "name nobody; create the CSR with the host's subject (pkcs11_csr subject).")
+    if expected_subject is not None and _name_set(csr.subject) != _name_set(expected_subject):
+        raise CAError(
+            f"The CSR is refused: it asks for subject {csr.subject.rfc4514_string()!r}, but the subject configured "
+            f"for this host is {expected_subject.rfc4514_string()!r}; the CA signs only the configured subject (a "
+            "host could otherwise pick another OU or another host's CN): create the CSR again with that subject, or "
+            "fix the host's configured subject.")
+    if expected_sans is not None and _san_set(sans) != _san_set(expected_sans):
+        asked = ", ".join(_san_set(sans)) or "none"
+        configured = ", ".join(_san_set(expected_sans)) or "none"
+        raise CAError(
+            f"The CSR is refused: it asks for subjectAltName [{asked}], but the names configured for this host are "
+            f"[{configured}]; create the CSR again with those names, or fix the host's configured names.")
+
+
+def issue_certificate(ca_cert, ca_key, csr, validity_days, require_subject=(), now=None,
+                      expected_subject=None, expected_sans=None):
     """A client certificate for ``csr``, signed by ``ca_key``. The CSR and the CA pair are checked first.
 
-    Subject and subjectAltName come from the CSR; notAfter is capped at the CA certificate's notAfter.
+    Subject and subjectAltName come from the CSR and must equal ``expected_subject`` / ``expected_sans`` when
+    given (see check_requested_identity); notAfter is capped at the CA certificate's notAfter.
     """
     check_csr_or_fail(csr, require_subject)
+    check_requested_identity(csr, expected_subject, expected_sans)
     return issue_for_public_key(ca_cert, ca_key, csr.public_key(), csr.subject, validity_days, subject_alt_names(csr), now)
+
+
+def check_validity_days(validity_days, renew_before_days=None):
+    if not isinstance(validity_days, int) or validity_days <= 0:
+        raise CAError(f"validity_days must be a positive number of days, not {validity_days!r}: fix validity_days.")
+    if renew_before_days is not None and (not isinstance(renew_before_days, int) or renew_before_days < 0):
+        raise CAError(f"renew_before_days must be zero or a positive number of days, not {renew_before_days!r}.")
+
+
+def ca_expiry_warning(ca_cert, renew_before_days, now=None):
+    """A warning when the CA certificate itself ends within the renewal window (host certificates end with it)."""
+    now = now or utcnow()
+    if ca_cert.not_valid_after_utc - now < datetime.timedelta(days=renew_before_days):
+        return (f"The CA certificate expires {ca_cert.not_valid_after_utc.isoformat()}, within renew_before_days: "
+                "host certificates cannot outlive it and are not re-issued on every run for that reason; renew the "
+                "CA (x509_ca) and the trust anchor, then re-enrol.")
+    return None
 
 
 def issue_for_public_key(ca_cert, ca_key, public_key, subject, validity_days, sans=None, now=None):
     """A client certificate for a bare public key (e.g. read from a token); ``sans``: SubjectAlternativeName."""
     now = now or utcnow()
+    check_validity_days(validity_days)
     broken = rules.errors(rules.check_public_key(public_key, "requested key"))
     if broken:
         raise CAError(f"The key is refused: {rules.describe(broken)}")
@@ -472,7 +540,9 @@ def issued_certificate_differences(cert, ca_cert, csr, renew_before_days, databa
     broken = [v.rule for v in rules.errors(rules.check_certificate(cert, "client", now))]
     if broken:
         reasons.append("it breaks the Roles Anywhere client rules: " + ", ".join(broken))
-    if cert.not_valid_after_utc - now < datetime.timedelta(days=renew_before_days):
+    # A certificate that already ends with the CA cannot be replaced by a longer one: ca_expiry_warning says so.
+    ends_with_ca = cert.not_valid_after_utc >= ca_cert.not_valid_after_utc
+    if cert.not_valid_after_utc - now < datetime.timedelta(days=renew_before_days) and not ends_with_ca:
         reasons.append(f"it expires {cert.not_valid_after_utc.isoformat()}, within renew_before_days")
     if database is not None and database.status(cert.serial_number) == "revoked":
         reasons.append("it is revoked")
@@ -673,5 +743,5 @@ def crl_summary(crl):
         issuer=crl.issuer.rfc4514_string(),
         last_update=crl.last_update_utc.isoformat(),
         next_update=crl.next_update_utc.isoformat() if crl.next_update_utc else None,
-        revoked=sorted(serial_hex(serial) for serial, _ in crl_revoked_set(crl)),
+        revoked=sorted(serial_hex(serial) for serial, _when in crl_revoked_set(crl)),
     )

@@ -11,10 +11,24 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier, SignatureAlgorithmOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier, SignatureAlgorithmOID
+
+    DIGESTS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+    EXTENDED_KEY_USAGES = {
+        "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
+        "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
+        "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING,
+        "emailProtection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    }
+
+    _SAN_TYPES = {"DNS": x509.DNSName, "URI": x509.UniformResourceIdentifier, "email": x509.RFC822Name}
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
 
@@ -23,16 +37,8 @@ class CSRError(Exception):
     """A bad request or a CSR that failed its self-check; the message names the fix."""
 
 
-DIGESTS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 RSA_PADDINGS = ("pkcs1v15", "pss")
 KEY_USAGES = ("digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement")
-EXTENDED_KEY_USAGES = {
-    "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
-    "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
-    "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING,
-    "emailProtection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
-}
-_SAN_TYPES = {"DNS": x509.DNSName, "URI": x509.UniformResourceIdentifier, "email": x509.RFC822Name}
 
 
 def subject_name(subject):

@@ -13,11 +13,20 @@ import tempfile
 DEFAULT_STATE_PATH = "/etc/ansible/facts.d/rolesanywhere.fact"
 
 # Fields that change on every run without the host's state changing: they are written but do not
-# make a run "changed", so that a rerun of a healthy fleet reports changed=0.
-VOLATILE_FIELDS = frozenset(("last_verified_at", "last_attempt_at", "checked_at"))
+# make a run "changed", so that a rerun of a healthy fleet reports changed=0. ``attempts`` is the metrics'
+# bookkeeping (see _metrics.record_attempt); a failure also changes last_error.
+VOLATILE_FIELDS = frozenset(("last_verified_at", "last_attempt_at", "checked_at", "attempts"))
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(value, name="duration"):
+    """Seconds of a duration such as "30d", "12h", "90m" or "3600"; ValueError naming ``name`` otherwise."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{name} {value!r} is not a duration; use e.g. '30d', '12h', '90m' or '3600'")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 class RenewBefore:
@@ -34,11 +43,10 @@ class RenewBefore:
                 raise ValueError(f"renew_before {value!r} must be between 0% and 100%, e.g. '33%'")
             self.seconds = None
             return
-        match = _DURATION.match(text)
-        if not match:
+        if not _DURATION.match(text):
             raise ValueError(f"renew_before {value!r} is neither a duration ('30d', '12h', '3600') nor a percentage ('33%')")
         self.percent = None
-        self.seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        self.seconds = duration_seconds(text)
 
     def window_seconds(self, lifetime_seconds):
         if self.percent is not None:

@@ -24,6 +24,7 @@ import subprocess
 import time
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
 
 PHASES = ("started", "key", "csr", "issued", "installed", "switching")
 
@@ -220,7 +221,8 @@ class Rotation:
         elif not (discard or plan["retire"]):
             # "renewed" stays until the next attempt that has work to do: reruns change nothing.
             fields.update(summary, last_error=None, stuck_since=None,
-                          rotation_state="renewed" if self.state.get("rotation_state") == "renewed" else "ok")
+                          rotation_state="renewed" if self.state.get("rotation_state") == "renewed" else "ok",
+                          attempts=self._attempt(True, fields["last_attempt_at"]))
             plan["done"] = True
         self.save(**fields)
         if plan["done"]:
@@ -244,7 +246,7 @@ class Rotation:
         self.journal.update(current=pending, retiring=dict(old, delete_key=old["key_label"] != pending["key_label"]))
         self.journal.pop("pending")
         self.journal.pop("phase")
-        self.save()
+        self.save(last_verified_at=_host_state.timestamp())
 
     def finish(self, now):
         """Leftovers discarded and the old generation retired: the host runs on its current generation."""
@@ -255,6 +257,7 @@ class Rotation:
                       rotation_state="renewed" if renewed or self.state.get("rotation_state") == "renewed" else "ok")
         if renewed:
             fields["renewed_at"] = _host_state.timestamp(now)
+        fields["attempts"] = self._attempt(True, self.state.get("last_attempt_at") or _host_state.timestamp(now))
         self.save(**fields)
         self.release()
 
@@ -270,8 +273,12 @@ class Rotation:
             self._queue_discard(delete_key=phase != "started")
         self.save(rotation_state="failed", last_error=str(error)[:2000],
                   stuck_since=self.state.get("stuck_since") or _host_state.timestamp(now),
-                  last_attempt_at=_host_state.timestamp(now))
+                  last_attempt_at=_host_state.timestamp(now),
+                  attempts=self._attempt(False, _host_state.timestamp(now)))
         return {"phase": phase, "rollback_configs": phase == "switching", "discard": self.journal.get("discard", [])}
+
+    def _attempt(self, success, when):
+        return _metrics.record_attempt(self.state, "rotation", success, when)
 
     def _queue_discard(self, delete_key):
         """Move the pending generation to the discard list; its key goes too unless the current one shares it."""
@@ -337,7 +344,7 @@ def run_credential_process(user, config_path, profile, timeout=60):
 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": account.pw_dir, "USER": user, "LANG": "C.UTF-8"}
     try:
-        proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=timeout, env=env,
+        proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=timeout, env=env, check=False,
                               preexec_fn=become, cwd=account.pw_dir)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RotationError(f"profile {profile!r} of {user}: the credential_process did not run ({exc})") from None

@@ -14,8 +14,8 @@ from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
 # module_path is validated by _pkcs11.validate_spec, whose message names an example library path.
 TOKEN_LOCATION_ARGUMENT_SPEC = dict(
     module_path=dict(type="path"),
-    token_label=dict(type="str", required=True),
-    token_env=dict(type="dict", default={}),
+    token_label=dict(type="str", required=True, no_log=False),
+    token_env=dict(type="dict", default={}, no_log=False),
 )
 
 TOKEN_ARGUMENT_SPEC = dict(

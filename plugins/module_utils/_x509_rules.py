@@ -10,32 +10,36 @@ from __future__ import annotations
 import datetime
 from dataclasses import asdict, dataclass
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+    # Subject attribute names accepted in `subject` mappings and `require_subject` lists.
+    SUBJECT_ATTRIBUTES = {
+        "C": NameOID.COUNTRY_NAME,
+        "ST": NameOID.STATE_OR_PROVINCE_NAME,
+        "L": NameOID.LOCALITY_NAME,
+        "O": NameOID.ORGANIZATION_NAME,
+        "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+        "CN": NameOID.COMMON_NAME,
+        "DC": NameOID.DOMAIN_COMPONENT,
+        "emailAddress": NameOID.EMAIL_ADDRESS,
+        "serialNumber": NameOID.SERIAL_NUMBER,
+    }
+except ImportError:  # the modules report it: _cryptography.require_cryptography
+    pass
 
 ERROR = "error"
 WARNING = "warning"
 
 ROLES = ("client", "ca")
-STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 MIN_RSA_BITS = 2048
-
-# Subject attribute names accepted in `subject` mappings and `require_subject` lists.
-SUBJECT_ATTRIBUTES = {
-    "C": NameOID.COUNTRY_NAME,
-    "ST": NameOID.STATE_OR_PROVINCE_NAME,
-    "L": NameOID.LOCALITY_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "CN": NameOID.COMMON_NAME,
-    "DC": NameOID.DOMAIN_COMPONENT,
-    "emailAddress": NameOID.EMAIL_ADDRESS,
-    "serialNumber": NameOID.SERIAL_NUMBER,
-}
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,12 @@ description:
   - With O(state=absent), revokes the certificate given by O(serial) (or the one in O(dest) or
     O(current_certificate)). A certificate AWS reports as already revoked gives C(changed=false).
   - Check mode predicts the result without issuing or revoking.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.aws
+  - rolesanywhere.fleet.attributes
+  - rolesanywhere.fleet.attributes.aws_group
 options:
   certificate_authority_arn:
     description: ARN of the AWS Private CA.
@@ -69,6 +72,18 @@ options:
     description: Issue a new certificate when the current one expires within this many days.
     type: int
     default: 30
+  subject:
+    description:
+      - The subject configured for this host (a mapping, or a list of one-entry mappings, as for
+        M(rolesanywhere.fleet.pkcs11_csr)). A CSR asking for another subject is refused before anything is sent to
+        AWS Private CA; omitted, the CSR's subject is taken as is.
+    type: raw
+  subject_alt_name:
+    description:
+      - The subjectAltName entries configured for this host (C(DNS:name), C(IP:address), ...); a CSR asking for
+        other names is refused. V([]) allows none.
+    type: list
+    elements: str
   wait_timeout:
     description: Seconds to wait for the issued certificate.
     type: int
@@ -142,8 +157,11 @@ import datetime
 import os
 import time
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+except ImportError:  # reported by AWSModule: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (
     AWSError,
@@ -151,8 +169,10 @@ from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (
     colon_hex,
     load_certificates,
 )
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _csr
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._ca import (
     CAError,
+    check_requested_identity,
     load_csr,
     parse_serial,
     pem,
@@ -212,6 +232,13 @@ class PrivateCAIssuer:
             raise AWSError(
                 "the CSR's signature does not verify; create the CSR again with the key it names", "InvalidInput"
             )
+        try:
+            subject = _csr.subject_name(self.params["subject"]) if self.params["subject"] is not None else None
+            sans = (_csr.parse_subject_alt_names(self.params["subject_alt_name"])
+                    if self.params["subject_alt_name"] is not None else None)
+        except _csr.CSRError as exc:
+            raise CAError(f"The configured subject is invalid: {exc}") from None
+        check_requested_identity(csr, subject, sans)
         return csr, pem(csr)
 
     def ca_certificates(self):
@@ -329,6 +356,8 @@ def main():
         chain_dest=dict(type="path"),
         current_certificate=dict(type="str"),
         remaining_days=dict(type="int", default=30),
+        subject=dict(type="raw"),
+        subject_alt_name=dict(type="list", elements="str"),
         wait_timeout=dict(type="int", default=300),
         serial=dict(type="str"),
         revocation_reason=dict(

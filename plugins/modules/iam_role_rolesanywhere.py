@@ -15,10 +15,13 @@ description:
     C(aws:PrincipalTag/x509Issuer/<RDN>), C(aws:PrincipalTag/x509SAN/<type>) and C(aws:SourceAccount).
   - Attaches managed policies. Idempotent by role name; check mode predicts the result without changing
     anything; diff shows the role before and after.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.aws
   - rolesanywhere.fleet.aws.tags
+  - rolesanywhere.fleet.attributes
+  - rolesanywhere.fleet.attributes.aws_group
 options:
   name:
     description: Name of the IAM role.

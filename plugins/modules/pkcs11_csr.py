@@ -13,10 +13,12 @@ description:
     leaves it). The CSR is verified (signature and public key) before it is written.
   - Idempotent by content, never by bytes (ECDSA signatures are randomised) - an existing CSR is kept while its
     public key is the token key, its signature verifies and its subject, extensions and signature hash match.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.token
   - ansible.builtin.files
+  - rolesanywhere.fleet.attributes
 options:
   label:
     description: CKA_LABEL of the key pair on the token (see M(rolesanywhere.fleet.pkcs11_key)).
@@ -131,6 +133,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca, _csr, _pkcs11
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._token_options import (
     TOKEN_MUTUALLY_EXCLUSIVE,
@@ -191,6 +194,7 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
+    require_cryptography(module)
     require_token_libraries(module)
     params = module.params
     try:

@@ -14,9 +14,11 @@ description:
     the attributes back and fails if the token did not honour them. The private key never leaves the token.
   - An existing key pair with the same label and the same type and curve/size is kept (changed=false). A key
     pair of another type is an error unless O(force=true), which replaces it.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.token
+  - rolesanywhere.fleet.attributes
 options:
   label:
     description: CKA_LABEL of the key pair (a string; unique on the token).

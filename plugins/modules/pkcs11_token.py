@@ -14,9 +14,12 @@ description:
     (SoftHSM2, tpm2-pkcs11 and other libraries that offer an uninitialised slot).
   - An existing token is never re-initialised (that would wipe its keys). A pre-provisioned token, for example on
     a network HSM, is only checked and reported; if it lacks a user PIN, O(so_pin) and O(user_pin) set it.
-author: rolesanywhere.fleet developers
+  - The role C(rolesanywhere.fleet.token) sets up SoftHSM2 or a TPM 2.0 and then runs this module.
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.token.location
+  - rolesanywhere.fleet.attributes.no_diff
 options:
   so_pin:
     description:
@@ -32,7 +35,6 @@ notes:
   - Only one process may use a token while it is initialised.
 seealso:
   - module: rolesanywhere.fleet.pkcs11_key
-  - role: rolesanywhere.fleet.token
 """
 
 EXAMPLES = r"""

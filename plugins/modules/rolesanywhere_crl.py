@@ -17,10 +17,13 @@ description:
     certificate) that the CA signed the CRL; a CRL from another CA fails with a clear message.
   - Check mode predicts the result without changing anything; diff shows issuer, update times, CRL number,
     revoked serials and fingerprint before and after.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.aws
   - rolesanywhere.fleet.aws.tags
+  - rolesanywhere.fleet.attributes
+  - rolesanywhere.fleet.attributes.aws_group
 options:
   name:
     description: Name of the CRL in Roles Anywhere (the module's key).
@@ -105,8 +108,11 @@ error:
 
 import hashlib
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # reported by AWSModule: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._ca import serial_hex
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (

@@ -14,6 +14,9 @@ description:
     (the last attempt recorded an error).
   - Timestamps (C(last_verified_at), C(last_attempt_at), C(checked_at)) are written but never make the
     task changed, so a rerun on a healthy host reports no change.
+  - Both states also write the host's Prometheus metrics as a node_exporter textfile (see O(metrics_dir) and
+    C(docs/monitoring.md)). With V(present), O(updates) holding C(last_error) record an enrolment attempt,
+    successful when C(last_error) is null, else failed (the failure counter goes up).
 options:
   path:
     description: The state file.
@@ -53,18 +56,22 @@ options:
     type: list
     elements: path
     default: []
+  metrics_dir:
+    description:
+      - The node_exporter textfile directory that receives C(rolesanywhere.prom) (replaced atomically, mode 0644).
+      - When omitted, C(/var/lib/prometheus/node-exporter) is used if it exists (Debian's
+        C(prometheus-node-exporter) creates it); another directory is created when missing; V('') writes no metrics.
+      - Set it for all tasks of a play with C(module_defaults).
+    type: path
   state:
-    description: V(present) writes the state file; V(query) only reads and classifies it.
+    description: V(present) writes the state file; V(query) only reads and classifies it (and refreshes the metrics).
     type: str
     choices: [present, query]
     default: present
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
+extends_documentation_fragment:
+  - rolesanywhere.fleet.attributes
 """
 
 EXAMPLES = r"""
@@ -92,6 +99,11 @@ verification_due:
   description: Whether the credentials were never proven or not within O(verify_interval).
   returned: always
   type: bool
+metrics_path:
+  description: The textfile written, or null when no metrics were written (check mode, or no directory).
+  returned: always
+  type: str
+  sample: /var/lib/prometheus/node-exporter/rolesanywhere.prom
 host_state:
   description: The state as stored, plus the computed C(status) and C(days_left).
   returned: always
@@ -107,6 +119,7 @@ host_state:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state import (
     RenewBefore,
     certificate_summary,
@@ -132,6 +145,7 @@ def main():
             fingerprint=dict(type="str"),
             managed_files=dict(type="list", elements="path", default=[]),
             verify_interval=dict(type="int", default=21600),
+            metrics_dir=dict(type="path"),
             state=dict(type="str", choices=["present", "query"], default="present"),
         ),
         supports_check_mode=True,
@@ -161,12 +175,21 @@ def main():
         new, changed = old, False
     else:
         updates["checked_at"] = timestamp(now)
+        if "last_error" in updates:
+            updates["attempts"] = _metrics.record_attempt(old, "enrol", updates["last_error"] is None,
+                                                          updates.get("last_attempt_at") or timestamp(now))
         new, changed = merge_state(old, updates)
         if not module.check_mode:
             write_state(params["path"], new)
 
     status, days_left = classify(new if "not_after" in new else None, renew_before, now, new.get("last_error"))
-    result = dict(changed=changed, host_state=dict(new, status=status, days_left=days_left),
+    metrics_path = None
+    if not module.check_mode:
+        try:
+            metrics_path = _metrics.publish(new, status, now, params["metrics_dir"])
+        except OSError as exc:
+            module.warn(f"metrics not written: {exc}")
+    result = dict(changed=changed, host_state=dict(new, status=status, days_left=days_left), metrics_path=metrics_path,
                   converged=is_converged(new, params["fingerprint"], status),
                   verification_due=verification_due(new, params["verify_interval"], now))
     if module._diff:

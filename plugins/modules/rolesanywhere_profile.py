@@ -15,10 +15,13 @@ description:
     is within 900..43200 seconds, and (with O(validate_arns)) that every role and managed policy exists in
     IAM. Bad input fails with a clear message and changes nothing.
   - Check mode predicts the result without changing anything; diff shows the profile before and after.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.aws
   - rolesanywhere.fleet.aws.tags
+  - rolesanywhere.fleet.attributes
+  - rolesanywhere.fleet.attributes.aws_group
 options:
   name:
     description: Name of the profile (the module's key; names must be unique in the region).

@@ -8,7 +8,7 @@ module: rolesanywhere_rotation
 short_description: The host side of a certificate rotation - run lock, due decision and journal
 version_added: 0.1.0
 description:
-  - Used by the role M(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
+  - Used by the role C(rolesanywhere.fleet.rotate) (see its tasks) to rotate a host's IAM Roles Anywhere key and
     certificate so that a run stopped at any point leaves the host able to get credentials.
   - A rotation builds a new generation (key label, certificate and chain files named C(<key_label>-<UTC time>))
     next to the current one, proves it, switches the users' C(~/.aws/config) to it and then retires the old one.
@@ -16,6 +16,8 @@ description:
     C(rotation_state) (V(ok), V(due), V(renewed), V(failed)), C(stuck_since), C(last_attempt_at), C(last_error) and
     the certificate's C(serial) and C(not_after), which M(rolesanywhere.fleet.rolesanywhere_host_state) and
     C(playbooks/report.yml) show.
+  - Each action that writes the state file also writes the host's Prometheus metrics (O(metrics_dir)); V(finish)
+    and V(fail) record the rotation attempt's result and count failures.
   - Runs on one host take turns through a lock (O(lock_path)); a run that dies leaves a lock that expires after
     O(lock_ttl) seconds.
 options:
@@ -100,14 +102,22 @@ options:
     type: list
     elements: dict
     default: []
+  metrics_dir:
+    description:
+      - The node_exporter textfile directory that receives C(rolesanywhere.prom), as in
+        M(rolesanywhere.fleet.rolesanywhere_host_state); by default C(/var/lib/prometheus/node-exporter) if it
+        exists; V('') writes no metrics.
+    type: path
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return the predicted change without modifying the target.
     details: V(begin) decides without writing or locking; the other actions change nothing in check mode.
   diff_mode:
     support: none
+    description: Returns no diff.
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 seealso:
   - module: rolesanywhere.fleet.rolesanywhere_host_state
 """
@@ -183,10 +193,12 @@ host_state:
 """
 
 import os
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _rotation
 
 
@@ -196,10 +208,22 @@ def verify_profiles(profiles):
         user, profile = entry.get("user"), entry.get("profile")
         if not user or not profile:
             raise _rotation.RotationError(f"each of profiles needs user and profile, got {entry!r}")
-        config_path = entry.get("config_path") or os.path.join(os.path.expanduser(f"~{user}"), ".aws", "config")
+        try:
+            home = pwd.getpwnam(user).pw_dir
+        except KeyError:
+            raise _rotation.RotationError(f"profiles: user {user!r} does not exist on this host") from None
+        config_path = entry.get("config_path") or os.path.join(home, ".aws", "config")
         expiration = _rotation.run_credential_process(user, config_path, profile)
         verified.append(dict(user=user, profile=profile, expiration=expiration))
     return verified
+
+
+def publish_metrics(module, state, renew_before, now):
+    status = _host_state.classify(state if "not_after" in state else None, renew_before, now, state.get("last_error"))[0]
+    try:
+        _metrics.publish(state, status, now, module.params["metrics_dir"])
+    except OSError as exc:
+        module.warn(f"metrics not written: {exc}")
 
 
 def main():
@@ -213,7 +237,7 @@ def main():
             lock_ttl=dict(type="int", default=900),
             lock_wait=dict(type="int", default=900),
             host=dict(type="str"),
-            key_label=dict(type="str", default="rolesanywhere"),
+            key_label=dict(type="str", default="rolesanywhere", no_log=False),
             pki_dir=dict(type="path", default="/etc/rolesanywhere-fleet"),
             chain=dict(type="bool", default=False),
             renew_before=dict(type="str", default="33%"),
@@ -224,6 +248,7 @@ def main():
             error=dict(type="str"),
             profiles=dict(type="list", elements="dict", default=[]),
             keep_discard=dict(type="bool", default=False),
+            metrics_dir=dict(type="path"),
         ),
         required_if=[("action", "begin", ("host",)), ("action", "record", ("phase",)), ("action", "fail", ("error",))],
         supports_check_mode=True,
@@ -268,6 +293,8 @@ def main():
             result["changed"] = rotation.changed
     except (_rotation.RotationError, ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
+    if rotation.state != rotation.original and not module.check_mode:
+        publish_metrics(module, rotation.state, renew_before, now)
     result["host_state"] = rotation.state
     module.exit_json(**result)
 

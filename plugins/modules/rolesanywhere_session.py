@@ -96,13 +96,10 @@ options:
   sts_endpoint:
     description: STS endpoint URL for O(verify_identity) (default the region's STS endpoint).
     type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 author:
-  - rolesanywhere.fleet developers
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
+extends_documentation_fragment:
+  - rolesanywhere.fleet.attributes.no_diff
 """
 
 EXAMPLES = r"""
@@ -181,6 +178,7 @@ from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _sigv4x509 as sigv4
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _token_options
@@ -206,11 +204,11 @@ def main():
             private_key=dict(type="path"),
             private_key_passphrase=dict(type="str", no_log=True),
             module_path=dict(type="path"),
-            token_label=dict(type="str"),
+            token_label=dict(type="str", no_log=False),
             pin=dict(type="str", no_log=True),
             pin_file=dict(type="path"),
-            token_env=dict(type="dict", default={}),
-            key_label=dict(type="str"),
+            token_env=dict(type="dict", default={}, no_log=False),
+            key_label=dict(type="str", no_log=False),
             key_id=dict(type="str"),
             trust_anchor_arn=dict(type="str", required=True),
             profile_arn=dict(type="str", required=True),
@@ -230,6 +228,7 @@ def main():
         required_by={"token_label": ("module_path", "key_label")},
         supports_check_mode=True,
     )
+    require_cryptography(module)
     params = module.params
     if params["token_label"]:
         _token_options.require_token_libraries(module)
@@ -266,7 +265,7 @@ def main():
             source_identity=session.source_identity,
             expiration=session.expiration,
             certificate_serial=str(certificate.serial_number),
-            certificate_subject=certificate.subject.rfc4514_string(),
+            certificate_subject=sigv4.certificate_subject(certificate),
         )
         if params["verify_identity"]:
             region = params["region"] or sigv4.parse_arn(params["trust_anchor_arn"], "trust anchor ARN").region

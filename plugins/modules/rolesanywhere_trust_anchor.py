@@ -13,10 +13,13 @@ description:
     (C(AWS_ACM_PCA)). Also manages enabled, expiry notification settings and tags.
   - Check mode predicts the result without changing anything; diff shows the trust anchor before and after
     (certificates by subject and SHA-256 fingerprint).
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
   - rolesanywhere.fleet.aws
   - rolesanywhere.fleet.aws.tags
+  - rolesanywhere.fleet.attributes
+  - rolesanywhere.fleet.attributes.aws_group
 options:
   name:
     description: Name of the trust anchor (the module's key; names must be unique in the region).
@@ -122,7 +125,10 @@ error:
   type: dict
 """
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # reported by AWSModule: _cryptography.require_cryptography
+    pass
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._aws import (
     TAGS_ARGSPEC,

@@ -17,12 +17,14 @@ description:
     CA rules and has more than O(renew_before_days) left. A renewed CA certificate keeps key and subject, so
     certificates issued before still verify.
   - Use this certificate (the CA bundle) as the source of the Roles Anywhere trust anchor.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 requirements:
   - cryptography >= 42
   - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key
+  - rolesanywhere.fleet.attributes
 options:
   path:
     description: Where the CA certificate (PEM) is written, mode 0644. Its directory must exist.
@@ -140,6 +142,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
 
 
@@ -147,7 +150,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            key=dict(type="dict", required=True, options=_ca.CA_KEY_OPTIONS),
+            key=dict(type="dict", required=True, no_log=False, options=_ca.CA_KEY_OPTIONS),
             subject=dict(type="dict", required=True),
             validity_days=dict(type="int", default=3650),
             path_length=dict(type="int", default=0),
@@ -160,6 +163,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    require_cryptography(module)
     p = module.params
     try:
         _ca.require_cryptography()

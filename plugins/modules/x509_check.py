@@ -16,7 +16,8 @@ description:
     P-256/P-384, authority key identifier, subject key identifier (warning), within its validity period.
   - CA rules; X.509 v3, basicConstraints CA:TRUE (critical), keyUsage keyCertSign, cRLSign and digitalSignature
     (critical), SHA-256 or stronger, key sizes and curves as above, subject key identifier, validity.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 requirements:
   - cryptography >= 42
 options:
@@ -37,6 +38,8 @@ options:
 seealso:
   - module: rolesanywhere.fleet.x509_issue
   - module: rolesanywhere.fleet.x509_ca
+extends_documentation_fragment:
+  - rolesanywhere.fleet.attributes.no_diff
 """
 
 EXAMPLES = r"""
@@ -91,6 +94,7 @@ not_after:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_rules as rules
 
@@ -107,6 +111,7 @@ def main():
         required_one_of=[("path", "content")],
         supports_check_mode=True,
     )
+    require_cryptography(module)
     p = module.params
     try:
         _ca.require_cryptography()

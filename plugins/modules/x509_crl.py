@@ -14,12 +14,14 @@ description:
   - IAM Roles Anywhere checks only CRLs imported into it (ImportCrl); import this CRL after each change.
   - Unchanged when the CRL at O(path) is signed by this CA, lists exactly the revoked certificates (with their
     reasons) and its nextUpdate is more than O(renew_before_days) away.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 requirements:
   - cryptography >= 42
   - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key.ca_key_option
+  - rolesanywhere.fleet.attributes
 options:
   path:
     description: Where the CRL (PEM) is written. Its directory must exist.
@@ -110,6 +112,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
 
 
@@ -118,7 +121,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             ca_cert_path=dict(type="path", required=True),
-            ca_key=dict(type="dict", required=True, options=_ca.CA_KEY_OPTIONS),
+            ca_key=dict(type="dict", required=True, no_log=False, options=_ca.CA_KEY_OPTIONS),
             database=dict(type="path"),
             revoke=dict(type="list", elements="str", default=[]),
             reason=dict(type="str", default="unspecified", choices=list(_ca.REVOCATION_REASONS)),
@@ -128,6 +131,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    require_cryptography(module)
     try:
         _ca.require_cryptography()
         result = publish(module, module.params)

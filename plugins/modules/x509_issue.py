@@ -16,17 +16,23 @@ description:
     subjectAltName are copied from the CSR; no other requested extension is honoured.
   - Refused, with nothing written; a CSR whose signature does not verify, a CSR signed with SHA-1 or MD5, an
     RSA key under 2048 bits, a curve other than P-256/P-384, a CSR asking for CA:TRUE, a subject lacking an
-    attribute of O(require_subject), a CA certificate that does not match the CA key or is expired.
+    attribute of O(require_subject), a subject or subjectAltName other than O(subject) / O(subject_alt_name), a
+    CSR with an empty subject and no subjectAltName, a malformed extension, a CA certificate that does not match
+    the CA key or is expired.
+  - When the CA certificate itself ends within O(renew_before_days), the module warns instead of issuing a new host
+    certificate on every run (host certificates cannot outlive the CA).
   - Each issued certificate is recorded in the CA database O(database) (serial, subject, not_after, status) for
     CRLs and reports.
   - Unchanged when O(path) already holds a certificate from this CA for the CSR's public key, subject and
     subjectAltName, not revoked, with more than O(renew_before_days) left.
-author: rolesanywhere.fleet developers
+author:
+  - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 requirements:
   - cryptography >= 42
   - python-pkcs11 (only for a CA key on a token)
 extends_documentation_fragment:
   - rolesanywhere.fleet.ca_key.ca_key_option
+  - rolesanywhere.fleet.attributes
 options:
   path:
     description: Where the issued certificate (PEM) is written. Its directory must exist.
@@ -59,6 +65,18 @@ options:
     type: list
     elements: str
     default: []
+  subject:
+    description:
+      - The subject configured for this host (inventory), as for M(rolesanywhere.fleet.pkcs11_csr) (a mapping, or a
+        list of one-entry mappings). A CSR asking for any other subject (another OU, another host's CN) is refused,
+        since the CA does not trust the host to name itself. Omitted, the CSR's subject is taken as is.
+    type: raw
+  subject_alt_name:
+    description:
+      - The subjectAltName entries configured for this host (C(DNS:name), C(IP:address), C(URI:uri), C(email:a@b));
+        a CSR asking for other names is refused. V([]) allows none. Omitted, the CSR's names are taken as is.
+    type: list
+    elements: str
   force:
     description: Issue a new certificate even when the current one is fine.
     type: bool
@@ -83,6 +101,8 @@ EXAMPLES = r"""
       path: /etc/ra-ca/ca.key
       passphrase: "{{ vault_ca_passphrase }}"
     require_subject: [CN, OU]
+    subject: {O: Example, OU: fleet, CN: "{{ inventory_hostname }}"}
+    subject_alt_name: []
     validity_days: 90
     renew_before_days: 30
   delegate_to: localhost
@@ -128,7 +148,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _csr
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_rules as rules
 
 
@@ -139,23 +161,36 @@ def main():
             csr_path=dict(type="path"),
             csr=dict(type="str"),
             ca_cert_path=dict(type="path", required=True),
-            ca_key=dict(type="dict", required=True, options=_ca.CA_KEY_OPTIONS),
+            ca_key=dict(type="dict", required=True, no_log=False, options=_ca.CA_KEY_OPTIONS),
             database=dict(type="path"),
             validity_days=dict(type="int", default=365),
             renew_before_days=dict(type="int", default=30),
             require_subject=dict(type="list", elements="str", default=[]),
+            subject=dict(type="raw"),
+            subject_alt_name=dict(type="list", elements="str"),
             force=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("csr_path", "csr")],
         required_one_of=[("csr_path", "csr")],
         supports_check_mode=True,
     )
+    require_cryptography(module)
     try:
         _ca.require_cryptography()
         result = issue(module, module.params)
     except _ca.CAError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
+
+
+def expected_identity(p):
+    """The subject and names configured for the host, as x509 objects (None: not enforced)."""
+    try:
+        subject = _csr.subject_name(p["subject"]) if p["subject"] is not None else None
+        sans = _csr.parse_subject_alt_names(p["subject_alt_name"]) if p["subject_alt_name"] is not None else None
+    except _csr.CSRError as exc:
+        raise _ca.CAError(f"The configured subject is invalid: {exc}") from None
+    return subject, sans
 
 
 def _read_csr(p):
@@ -169,6 +204,7 @@ def _read_csr(p):
 
 
 def issue(module, p):
+    _ca.check_validity_days(p["validity_days"], p["renew_before_days"])
     if p["validity_days"] <= p["renew_before_days"]:
         raise _ca.CAError("validity_days must be larger than renew_before_days, or the certificate is reissued on "
                           "every run.")
@@ -178,6 +214,8 @@ def issue(module, p):
     _ca.check_output_directory(p["path"], module.check_mode)
     csr = _read_csr(p)
     _ca.check_csr_or_fail(csr, p["require_subject"])
+    expected_subject, expected_sans = expected_identity(p)
+    _ca.check_requested_identity(csr, expected_subject, expected_sans)
     ca_cert = _ca.read_ca_certificate(p["ca_cert_path"], p["ca_key"], module.check_mode)
     if ca_cert is None:
         return dict(changed=True, reasons=[f"the CA certificate {p['ca_cert_path']} does not exist yet"])
@@ -197,7 +235,8 @@ def issue(module, p):
                 reasons = ["force"]
             cert = existing
             if reasons:
-                cert = _ca.issue_certificate(ca_cert, ca_key, csr, p["validity_days"], p["require_subject"])
+                cert = _ca.issue_certificate(ca_cert, ca_key, csr, p["validity_days"], p["require_subject"],
+                                             expected_subject=expected_subject, expected_sans=expected_sans)
                 if not module.check_mode:
                     # The database first: a certificate out in the world must be revocable.
                     database.record_issued(cert)
@@ -222,6 +261,9 @@ def issue(module, p):
         reasons=reasons,
         lock_wait_seconds=round(database.lock_wait_seconds, 4),
     )
+    warning = _ca.ca_expiry_warning(ca_cert, p["renew_before_days"])
+    if warning:
+        module.warn(warning)
     if module._diff:
         result["diff"] = dict(before=_ca.certificate_summary(existing) if existing else {}, after=summary)
     return result

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Builds the local test fleet's base root (Debian bookworm, minbase + every package the collection's roles
-# install on hosts) and a wheelhouse of the Python packages hosts install with pip, so that hosts, which have
-# no network, never need a mirror. Cached: a rebuild happens only when the package list changes.
+# Builds the local test fleet's base roots -- one per Debian release hosts can run: bullseye (11), bookworm (12)
+# and trixie (13), each minbase + every package the collection's roles install on hosts -- and one flat
+# wheelhouse of the Python packages hosts install with pip, for every host Python (3.9, 3.11, 3.13), so that
+# hosts, which have no network, never need a mirror. Cached: an image is rebuilt only when its package list changes.
+#
+# Usage: build_base_image.sh [RELEASE...]        (default: all three)
 #
 # Output (all under .work/, ignored by git):
-#   .work/fleet/base/rootfs         the image (overlay lower layer of every fleet host)
-#   .work/fleet/base/packages.sha256  hash of what the image was built from
-#   .work/wheelhouse/               wheels for the hosts' Python 3.11 (HOST_WHEELS below)
+#   .work/fleet/base/rootfs, packages.sha256          bookworm (the default release; path kept from before)
+#   .work/fleet/base/RELEASE/rootfs, packages.sha256  bullseye, trixie
+#   .work/wheelhouse/                                 wheels for CPython 3.9, 3.11 and 3.13 (HOST_WHEELS_* below)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 
-SUITE=bookworm
+RELEASES=(bullseye bookworm trixie)
 VARIANT=minbase
 # Every package a role installs on a host. Keep in sync with the roles' apt tasks.
 HOST_PACKAGES=(
@@ -20,19 +23,48 @@ HOST_PACKAGES=(
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus systemd systemd-sysv awscli iproute2
   procps cron prometheus-node-exporter
 )
+# Per-release differences from HOST_PACKAGES ("old=new" renames, "old=" drops).
+#   bullseye: swtpm entered Debian with bookworm (so no TPM hosts on bullseye).
+RELEASE_CHANGES_bullseye=(swtpm= swtpm-tools=)
+RELEASE_CHANGES_bookworm=()
+RELEASE_CHANGES_trixie=()
 # debootstrap does not resolve virtual packages: name their providers (python3-ply provides the
 # python3-ply-lex-3.10/python3-ply-yacc-3.10 that python3-pycparser, via libtpm2-pkcs11-tools, needs).
 VIRTUAL_PROVIDERS=(python3-ply)
-# Hosts' Python is Debian's 3.11. cryptography comes from the wheelhouse too: Debian 12's python3-cryptography
-# (38) lacks APIs the collection's host-side code uses (the roles install into an isolated virtualenv).
-HOST_WHEELS=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12)
+# bullseye: python3-cryptography needs python3-cffi-backend-api-min/max, provided by python3-cffi-backend.
+VIRTUAL_PROVIDERS_bullseye=(python3-cffi-backend)
+# Hosts' Pythons: bullseye 3.9, bookworm 3.11, trixie 3.13. cryptography comes from the wheelhouse too (Debian's
+# python3-cryptography is too old on 11/12; the roles install into an isolated virtualenv). python-pkcs11 0.10
+# needs Python 3.10: 3.9 gets 0.9.4 (and cryptography needs typing-extensions there). One pycparser for all
+# (3.x needs Python 3.10), so the flat directory never offers pip a wheel its Python cannot use.
+HOST_WHEELS_cp39=(python-pkcs11==0.9.4 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.0.0 pycparser==2.23
+                  typing-extensions==4.16.0)
+HOST_WHEELS_cp311=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==2.23)
+HOST_WHEELS_cp313=(python-pkcs11==0.10.1 asn1crypto==1.5.1 cryptography==50.0.2 cffi==2.1.1 pycparser==2.23)
+# The exact interpreter version pip resolves for (Requires-Python like "!=3.9.0,!=3.9.1" needs the micro).
+HOST_PYTHON_cp39=3.9.2
+HOST_PYTHON_cp311=3.11.2
+HOST_PYTHON_cp313=3.13.5
 # Bump when the post-processing below changes, to force a rebuild.
 IMAGE_REVISION=2
 
-BASE=$REPO/.work/fleet/base
-ROOTFS=$BASE/rootfs
-STAMP=$BASE/packages.sha256
 WHEELHOUSE=$REPO/.work/wheelhouse
+
+base_dir() {  # bookworm keeps the path it had before there were several releases
+  if [ "$1" = bookworm ]; then echo "$REPO/.work/fleet/base"; else echo "$REPO/.work/fleet/base/$1"; fi
+}
+
+release_packages() {
+  local release=$1 pkg change changes_var
+  changes_var="RELEASE_CHANGES_${release}[@]"
+  for pkg in "${HOST_PACKAGES[@]}"; do
+    for change in "${!changes_var}"; do
+      if [ "${change%%=*}" = "$pkg" ]; then pkg=${change#*=}; break; fi
+    done
+    [ -n "$pkg" ] && echo "$pkg"
+  done
+  return 0
+}
 
 # The machine's configured Debian mirror (deb822 sources first, then the classic list).
 mirror() {
@@ -52,32 +84,38 @@ fleet_hosts_running() {
 }
 
 build_rootfs() {
-  local uri want have new
+  local release=$1 base rootfs stamp uri want have new packages providers_var
+  base=$(base_dir "$release")
+  rootfs=$base/rootfs
+  stamp=$base/packages.sha256
+  mapfile -t packages < <(release_packages "$release")
+  providers_var="VIRTUAL_PROVIDERS_${release}[@]"
+  packages+=(${!providers_var+"${!providers_var}"})
   uri=$(mirror)
-  want=$(printf '%s\n' "$SUITE" "$VARIANT" "$IMAGE_REVISION" "${HOST_PACKAGES[@]}" "${VIRTUAL_PROVIDERS[@]}" | sha256sum | cut -d' ' -f1)
-  have=$(cat "$STAMP" 2>/dev/null || true)
-  if [ -d "$ROOTFS" ] && [ "$want" = "$have" ]; then
-    echo "build_base_image: base image up to date ($ROOTFS)"
+  want=$(printf '%s\n' "$release" "$VARIANT" "$IMAGE_REVISION" "${packages[@]}" "${VIRTUAL_PROVIDERS[@]}" | sha256sum | cut -d' ' -f1)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -d "$rootfs" ] && [ "$want" = "$have" ]; then
+    echo "build_base_image: $release image up to date ($rootfs)"
     return
   fi
-  if fleet_hosts_running; then
-    echo "build_base_image: fleet hosts are running on the old image; run 'tests/fleet/netns_fleet.py down' first" >&2
+  if [ -d "$rootfs" ] && fleet_hosts_running; then
+    echo "build_base_image: fleet hosts are running (maybe on the old $release image); run 'tests/fleet/netns_fleet.py down' first" >&2
     exit 1
   fi
-  mkdir -p "$BASE"
-  new=$BASE/rootfs.new
+  mkdir -p "$base"
+  new=$base/rootfs.new
   rm -rf "$new"
-  echo "build_base_image: debootstrap --variant=$VARIANT $SUITE from $uri (${#HOST_PACKAGES[@]} packages + deps)"
+  echo "build_base_image: debootstrap --variant=$VARIANT $release from $uri (${#packages[@]} packages + deps)"
   local started=$SECONDS
-  mkdir -p "$BASE/debs"  # keeps downloaded .debs, so a rebuild on this machine downloads nothing
-  debootstrap --variant="$VARIANT" --cache-dir="$BASE/debs" \
-    --include="$(IFS=,; echo "${HOST_PACKAGES[*]} ${VIRTUAL_PROVIDERS[*]}" | tr ' ' ,)" \
-    "$SUITE" "$new" "$uri" > "$BASE/debootstrap.log" 2>&1 || {
-      echo "build_base_image: debootstrap failed, last lines of $BASE/debootstrap.log:" >&2
-      tail -n 20 "$BASE/debootstrap.log" >&2
+  mkdir -p "$base/debs"  # keeps downloaded .debs, so a rebuild on this machine downloads nothing
+  debootstrap --variant="$VARIANT" --cache-dir="$base/debs" \
+    --include="$(IFS=,; echo "${packages[*]} ${VIRTUAL_PROVIDERS[*]}" | tr ' ' ,)" \
+    "$release" "$new" "$uri" > "$base/debootstrap.log" 2>&1 || {
+      echo "build_base_image: debootstrap $release failed, last lines of $base/debootstrap.log:" >&2
+      tail -n 20 "$base/debootstrap.log" >&2
       exit 1
     }
-  echo "build_base_image: debootstrap done in $((SECONDS - started)) s"
+  echo "build_base_image: debootstrap $release done in $((SECONDS - started)) s"
 
   # Offline hosts: drop downloaded .debs and package lists (about 90 MB), and anything machine-specific that
   # the build inherited. Host keys, hostname, hosts and resolv.conf are written per host at start.
@@ -97,15 +135,18 @@ build_rootfs() {
     rm -f "$new/etc/systemd/system/timers.target.wants/$unit"
   done
 
-  rm -rf "$ROOTFS"
-  mv "$new" "$ROOTFS"
-  echo "$want" > "$STAMP"
-  echo "build_base_image: image ready: $ROOTFS ($(du -sh "$ROOTFS" | cut -f1), $(chroot "$ROOTFS" dpkg-query -f '.\n' -W | wc -l) packages)"
+  rm -rf "$rootfs"
+  mv "$new" "$rootfs"
+  echo "$want" > "$stamp"
+  echo "build_base_image: $release image ready: $rootfs ($(du -sh "$rootfs" | cut -f1), $(chroot "$rootfs" dpkg-query -f '.\n' -W | wc -l) packages)"
 }
 
 build_wheelhouse() {
-  local want have pip
-  want=$(printf '%s\n' cp311 "${HOST_WHEELS[@]}" | sha256sum | cut -d' ' -f1)
+  local want have pip abi wheels_var python_var
+  want=$(for abi in cp39 cp311 cp313; do
+           wheels_var="HOST_WHEELS_${abi}[@]"; python_var="HOST_PYTHON_${abi}"
+           printf '%s\n' "$abi" "${!python_var}" "${!wheels_var}"
+         done | sha256sum | cut -d' ' -f1)
   have=$(cat "$WHEELHOUSE/.requirements.sha256" 2>/dev/null || true)
   if [ "$want" = "$have" ]; then
     echo "build_base_image: wheelhouse up to date ($WHEELHOUSE)"
@@ -113,16 +154,31 @@ build_wheelhouse() {
   fi
   pip="python3 -m pip"
   [ -x "$REPO/.venv/bin/python" ] && pip="$REPO/.venv/bin/python -m pip"
-  echo "build_base_image: pip download ${HOST_WHEELS[*]} for CPython 3.11 into $WHEELHOUSE"
-  rm -rf "$WHEELHOUSE"
-  mkdir -p "$WHEELHOUSE"
-  $pip download -q --disable-pip-version-check --dest "$WHEELHOUSE" --only-binary=:all: \
-    --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    --platform any "${HOST_WHEELS[@]}"
+  # .work/wheelhouse may be a symlink (worktrees share one): empty the directory it names, never replace it.
+  mkdir -p "$WHEELHOUSE/"
+  find "$WHEELHOUSE/" -mindepth 1 -maxdepth 1 -name '*.whl' -type f -delete
+  rm -f "$WHEELHOUSE/.requirements.sha256"
+  for abi in cp39 cp311 cp313; do
+    wheels_var="HOST_WHEELS_${abi}[@]"; python_var="HOST_PYTHON_${abi}"
+    echo "build_base_image: pip download ${!wheels_var} for CPython ${!python_var} into $WHEELHOUSE"
+    $pip download -q --disable-pip-version-check --dest "$WHEELHOUSE/" --only-binary=:all: \
+      --implementation cp --python-version "${!python_var}" --abi "$abi" --abi abi3 --abi none \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      --platform any "${!wheels_var}"
+  done
   echo "$want" > "$WHEELHOUSE/.requirements.sha256"
-  echo "build_base_image: wheelhouse ready: $(ls "$WHEELHOUSE" | tr '\n' ' ')"
+  echo "build_base_image: wheelhouse ready: $(ls "$WHEELHOUSE/" | tr '\n' ' ')"
 }
 
+requested=("$@")
+[ "${#requested[@]}" -gt 0 ] || requested=("${RELEASES[@]}")
+for release in "${requested[@]}"; do
+  case " ${RELEASES[*]} " in
+    *" $release "*) ;;
+    *) echo "build_base_image: unknown release '$release' (known: ${RELEASES[*]})" >&2; exit 2 ;;
+  esac
+done
 build_wheelhouse
-build_rootfs
+for release in "${requested[@]}"; do
+  build_rootfs "$release"
+done

@@ -16,6 +16,7 @@ CLI::
 
     netns_fleet.py up 1..5 [--systemd] [--fresh]   # fl001..fl005; names (``up web1 db1``) get free indices
     netns_fleet.py up --count 3                    # three hosts on free indices
+    netns_fleet.py up --release bullseye 7 8       # Debian 11 hosts (bullseye, bookworm = default, trixie)
     netns_fleet.py stop fl002                      # stop; the host's state (its upper dir) is kept
     netns_fleet.py remove fl002                    # stop and forget (state deleted)
     netns_fleet.py status
@@ -43,7 +44,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".work" / "fleet"
-BASE_ROOTFS = WORK / "base" / "rootfs"
+# Debian releases a host can run: each has its own base image (tests/fleet/build_base_image.sh RELEASE).
+RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
+DEFAULT_RELEASE = "bookworm"
+BASE_ROOTFS = WORK / "base" / "rootfs"  # bookworm's image keeps the path it had before there were several
 RUN = WORK / "run"
 SOCKET_PATH = RUN / "supervisor.sock"
 NSPAWN_RUNTIME_DIR = Path("/run/systemd/nspawn")
@@ -127,6 +131,13 @@ def host_mac(index):
     return f"02:00:0a:d5:00:{10 + index:02x}"
 
 
+def base_rootfs(release):
+    """The base image (overlay lower layer) of hosts running ``release``."""
+    if release not in RELEASES:
+        raise FleetError(f"unknown release {release!r}: use one of {', '.join(RELEASES)}")
+    return BASE_ROOTFS if release == DEFAULT_RELEASE else WORK / "base" / release / "rootfs"
+
+
 def parse_host_args(args):
     """``["1..3", "7", "web1"]`` -> ``[("fl001", 1), ("fl002", 2), ("fl003", 3), ("fl007", 7), ("web1", None)]``."""
     hosts = []
@@ -153,6 +164,7 @@ class Host:
 
     name: str
     index: int
+    release: str = DEFAULT_RELEASE
     systemd: bool = False
     running: bool = False
     pid: int | None = None  # PID 1 of the host (outer PID), or systemd-nspawn's PID
@@ -184,7 +196,7 @@ class Host:
 
     @classmethod
     def from_json(cls, data):
-        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls) if field.name in data})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -411,8 +423,6 @@ class Supervisor:
     def _infra_setup(self):
         if self.infra_up:
             return
-        if not BASE_ROOTFS.is_dir():
-            raise FleetError(f"base image {BASE_ROOTFS} is missing: run tests/fleet/build_base_image.sh")
         self.forwarding_at_setup = read_forwarding()
         self._log(f"forwarding sysctls at setup: {self.forwarding_at_setup}")
         _run("nft", "delete", "table", "inet", GUARD_TABLE, check=False)
@@ -448,7 +458,7 @@ class Supervisor:
         """A client that names an owner acts only on its own hosts and on hosts of no live owner."""
         return owner is None or not host.owner or host.owner == owner or not _process_alive(*host.owner)
 
-    def _allocate(self, requested, count, owner):
+    def _allocate(self, requested, count, owner, release):
         used = {h.index for h in self.hosts.values()} | {int(ns[2:]) for ns in our_netns_list()
                                                          if not any(h.netns == ns for h in self.hosts.values())}
         free = (i for i in range(FIRST_INDEX, LAST_INDEX + 1) if i not in used)
@@ -471,19 +481,24 @@ class Supervisor:
             elif index in {h.index for h in (*self.hosts.values(), *chosen)}:
                 raise FleetError(f"index {index} is taken by another host; pick another name or index")
             used.add(index)
-            chosen.append(Host(name=name or netns_name(index), index=index))
+            chosen.append(Host(name=name or netns_name(index), index=index, release=release))
         return chosen
 
-    def up(self, requested=(), count=0, systemd=False, fresh=False, timeout=60.0, owner=None):
+    def up(self, requested=(), count=0, systemd=False, fresh=False, timeout=60.0, owner=None, release=None):
+        """Start hosts; ``release`` (default bookworm) applies to new hosts, and with ``fresh`` to all."""
+        release = release or DEFAULT_RELEASE
+        if not base_rootfs(release).is_dir():
+            raise FleetError(f"base image {base_rootfs(release)} ({release}) is missing: "
+                             f"run tests/fleet/build_base_image.sh {release}")
         self._prepare_run_dir()
-        hosts = self._allocate(requested, count, owner)
+        hosts = self._allocate(requested, count, owner, release)
         self._infra_setup()
         starting = []
         for host in hosts:
             if host.running:
                 continue
-            if fresh or host.name not in self.hosts:  # a restarted host keeps its mode and owner
-                host.systemd, host.owner = systemd, owner
+            if fresh or host.name not in self.hosts:  # a restarted host keeps its release, mode and owner
+                host.systemd, host.owner, host.release = systemd, owner, release
             if systemd and self.nspawn_dir_existed is None:
                 self.nspawn_dir_existed = NSPAWN_RUNTIME_DIR.exists()
             self.hosts[host.name] = host
@@ -515,7 +530,7 @@ class Supervisor:
         _run("ip", "-n", ns, "link", "set", "eth0", "up")
         _run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
              "net.ipv6.conf.default.disable_ipv6=1")
-        lower = f"{RUN / 'layer-sshd'}:{BASE_ROOTFS}"
+        lower = f"{RUN / 'layer-sshd'}:{base_rootfs(host.release)}"
         pidfile = host.directory / "pid"
         pidfile.unlink(missing_ok=True)
         if host.systemd:
@@ -533,7 +548,8 @@ class Supervisor:
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
             )
         host.running = True
-        self._log(f"started {host.name} ({mode}) netns {ns} {host.address} launcher pid {self.procs[host.name].pid}")
+        self._log(f"started {host.name} ({mode}, {host.release}) netns {ns} {host.address} "
+                  f"launcher pid {self.procs[host.name].pid}")
 
     def _write_host_files(self, host):
         """Per-host identity, written into the upper dir before the overlay is mounted."""
@@ -680,7 +696,8 @@ class Supervisor:
         if op == "up":
             requested = [(h["name"], h.get("index")) for h in request.get("hosts", [])]
             hosts = self.up(requested, request.get("count", 0), bool(request.get("systemd")),
-                            bool(request.get("fresh")), float(request.get("timeout", 60)), request.get("owner"))
+                            bool(request.get("fresh")), float(request.get("timeout", 60)), request.get("owner"),
+                            request.get("release"))
             return {"hosts": [h.to_json() for h in hosts]}
         if op in ("stop", "remove"):
             hosts = self.stop(request["names"], forget=op == "remove", owner=request.get("owner"))
@@ -827,16 +844,45 @@ def _probe():
     return conn is not None
 
 
-def up(names=(), count=0, systemd=False, fresh=False, timeout=60.0, owner_pid=None):
+def up(names=(), count=0, systemd=False, fresh=False, timeout=60.0, owner_pid=None, release=None):
     """Start hosts (``names`` as for the CLI: "1..3", "fl007", "web1") plus ``count`` on free indices.
 
-    Returns the hosts, ssh-ready. A stopped host starts again with its state; ``fresh`` wipes it first.
+    Returns the hosts, ssh-ready. A stopped host starts again with its state (and release); ``fresh`` wipes
+    it first. New hosts run ``release`` (bullseye, bookworm, trixie; default bookworm).
     With ``owner_pid``, the supervisor removes the hosts when that process ends (a crashed test session).
     """
+    if release is not None:
+        base_rootfs(release)  # an unknown release fails here, before the supervisor starts
+    _retire_idle_supervisor_of_other_code()
     requested = [{"name": name, "index": index} for name, index in parse_host_args([str(n) for n in names])]
     owner = process_identity(owner_pid) if owner_pid else None
-    reply = request("up", hosts=requested, count=count, systemd=systemd, fresh=fresh, timeout=timeout, owner=owner)
-    return [Host.from_json(h) for h in reply["hosts"]]
+    reply = request("up", hosts=requested, count=count, systemd=systemd, fresh=fresh, timeout=timeout, owner=owner,
+                    release=release)
+    hosts = [Host.from_json(h) for h in reply["hosts"]]
+    if release and fresh and any(h.release != release for h in hosts):
+        raise FleetError(f"the fleet supervisor {supervisor_pid()} runs other fleet code that ignored release {release} "
+                         "(its hosts are running); retry when they have stopped")
+    return hosts
+
+
+def _retire_idle_supervisor_of_other_code():
+    """Worktrees share one supervisor: one left idle by other fleet code (it lingers a few seconds) may not know
+    what this client asks for (e.g. releases). With no host running, stop it so that ours starts."""
+    state = status()
+    if state and state.get("code_digest") != code_digest() and not any(h["running"] for h in state["hosts"]):
+        pid = state["supervisor_pid"]
+        request("shutdown", start=False, timeout=120)
+        if not _wait_until(lambda: not process_running(pid), 10.0):
+            raise FleetError(f"the idle fleet supervisor {pid} (other fleet code) did not exit; see {RUN / 'supervisor.log'}")
+
+
+def up_mixed(releases, systemd=False, fresh=False, timeout=60.0, owner_pid=None):
+    """One host on a free index per entry of ``releases`` (e.g. ``["bullseye", "bookworm", "trixie"]``)."""
+    hosts = []
+    for release in dict.fromkeys(releases):
+        hosts += up(count=list(releases).count(release), systemd=systemd, fresh=fresh, timeout=timeout,
+                    owner_pid=owner_pid, release=release)
+    return sorted(hosts, key=lambda h: h.index)
 
 
 def stop(names, owner_pid=None):
@@ -928,6 +974,7 @@ def main(argv=None):
     p_up.add_argument("--count", type=int, default=0, help="also start this many hosts on free indices")
     p_up.add_argument("--systemd", action="store_true", help="boot systemd with systemd-nspawn --boot")
     p_up.add_argument("--fresh", action="store_true", help="discard the hosts' saved state first")
+    p_up.add_argument("--release", choices=list(RELEASES), help="Debian release of new hosts (default bookworm)")
     p_up.add_argument("--timeout", type=float, default=60.0)
     p_up.add_argument("--json", action="store_true", help="print the hosts as JSON")
     p_up.add_argument("--instance-config", metavar="PATH", help="add the hosts to molecule's instance config file")
@@ -948,14 +995,14 @@ def main(argv=None):
         elif args.command == "up":
             if not args.hosts and not args.count:
                 parser.error("up needs host names/ranges or --count")
-            hosts = up(args.hosts, args.count, args.systemd, args.fresh, args.timeout)
+            hosts = up(args.hosts, args.count, args.systemd, args.fresh, args.timeout, release=args.release)
             if args.instance_config:
                 write_molecule_instance_config(hosts, args.instance_config)
             if args.json:
                 print(json.dumps([h.to_json() for h in hosts]))
             else:
                 for h in hosts:
-                    print(f"{h.name}\t{h.address}\t{'systemd' if h.systemd else 'sshd'}\tpid {h.pid}")
+                    print(f"{h.name}\t{h.address}\t{h.release}\t{'systemd' if h.systemd else 'sshd'}\tpid {h.pid}")
                 print(f"inventory: {RUN / 'inventory.yml'}\nssh_config: {RUN / 'ssh_config'}")
         elif args.command in ("stop", "remove"):
             for h in (stop if args.command == "stop" else remove)(args.names):
@@ -973,7 +1020,8 @@ def main(argv=None):
                     print("note: the supervisor runs an older netns_fleet.py/host_init.sh; "
                           "it picks up the new code when it restarts (it exits when no host runs)")
                 for h in state["hosts"]:
-                    print(f"{h['name']}\t{h['address']}\t{'running' if h['running'] else 'stopped'}\t"
+                    print(f"{h['name']}\t{h['address']}\t{h.get('release', DEFAULT_RELEASE)}\t"
+                      f"{'running' if h['running'] else 'stopped'}\t"
                           f"{'systemd' if h['systemd'] else 'sshd'}\tpid {h['pid']}")
         elif args.command == "down":
             report = down(args.force)

@@ -1,8 +1,8 @@
-"""molecule's default driver on the local fleet: the shared create/destroy playbooks in tests/fleet/molecule."""
+"""molecule's default driver on the local fleet: the shared create/destroy playbooks in tests/fleet/molecule,
+proved by the scenario extensions/molecule/fleet_smoke."""
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +11,6 @@ from tests.support.ansible import REPO, ansible_env
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
-SCENARIO_PROJECT = Path(__file__).parent / "molecule_smoke"
-
 
 def test_molecule_scenario_create_converge_idempotence_verify_destroy():
     if os.geteuid() != 0:
@@ -20,7 +18,7 @@ def test_molecule_scenario_create_converge_idempotence_verify_destroy():
     env = ansible_env({"PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}", "NO_COLOR": "1",
                        "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0"})
     env.pop("ANSIBLE_PYTHON_INTERPRETER")  # the scenario sets the hosts' interpreter itself
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "test"], cwd=SCENARIO_PROJECT, env=env,
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "test", "-s", "fleet_smoke"], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     output = proc.stdout  # one stream: molecule logs steps on stderr, Ansible writes recaps on stdout
     assert proc.returncode == 0, output[-6000:]

@@ -18,7 +18,10 @@ COLLECTION_LINK = COLLECTIONS / "ansible_collections" / "rolesanywhere" / "fleet
 def ensure_collection_link():
     COLLECTION_LINK.parent.mkdir(parents=True, exist_ok=True)
     if not COLLECTION_LINK.is_symlink():
-        COLLECTION_LINK.symlink_to(REPO)
+        try:
+            COLLECTION_LINK.symlink_to(REPO)
+        except FileExistsError:  # another pytest-xdist worker made it first
+            pass
     return COLLECTIONS
 
 
@@ -87,7 +90,7 @@ def run_module(name, args, check_mode=False, diff=False, env=None, timeout=120):
 
 def run_playbook(playbook, inventory="localhost,", extra_vars=None, env=None, args=(), timeout=900, check=True):
     """Run ansible-playbook; return the CompletedProcess. ``check`` asserts rc == 0."""
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", inventory, str(playbook)]
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(playbook)]  # this venv's core
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     cmd += list(args)

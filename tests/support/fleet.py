@@ -1,7 +1,8 @@
 """pytest fixtures for the local test fleet (tests/fleet/netns_fleet.py).
 
-``fleet(n, systemd=False, names=())`` starts ``n`` network-namespace SSH hosts on free indices (plus hosts
-with the given names) and returns a :class:`TestFleet`: hosts, an inventory and an ssh_config for just these
+``fleet(n, systemd=False, names=(), release=None, releases=())`` starts ``n`` network-namespace SSH hosts on
+free indices (plus hosts with the given names) running Debian ``release`` (bullseye, bookworm = default, trixie),
+plus one host per entry of ``releases``, and returns a :class:`TestFleet`: hosts, an inventory and an ssh_config for just these
 hosts, ``stop``/``start`` (state is kept), ``run`` over ssh, and each host's upper dir. Every host is removed
 at the end of the session (pytest finalizer); if pytest dies, the fleet supervisor removes them itself
 because this process owned them. Other sessions' hosts are never touched.
@@ -80,9 +81,15 @@ class FleetFactory:
         self._tmp_path_factory = tmp_path_factory
         self.fleets = []
 
-    def __call__(self, n=0, systemd=False, names=(), timeout=60.0):
-        """``n`` hosts named flNNN on free indices, plus hosts with the given ``names`` (e.g. "web1")."""
-        hosts = netns_fleet.up(names, count=n, systemd=systemd, fresh=True, timeout=timeout, owner_pid=os.getpid())
+    def __call__(self, n=0, systemd=False, names=(), timeout=60.0, release=None, releases=()):
+        """``n`` hosts named flNNN on free indices, plus hosts with the given ``names`` (e.g. "web1"), all running
+        ``release`` (default bookworm); plus one host per entry of ``releases`` (a mixed fleet)."""
+        hosts = []
+        if n or names:
+            hosts += netns_fleet.up(names, count=n, systemd=systemd, fresh=True, timeout=timeout,
+                                    owner_pid=os.getpid(), release=release)
+        if releases:
+            hosts += netns_fleet.up_mixed(releases, systemd=systemd, fresh=True, timeout=timeout, owner_pid=os.getpid())
         self.fleets.append(TestFleet(hosts, self._tmp_path_factory.mktemp("fleet")))
         return self.fleets[-1]
 
@@ -98,7 +105,7 @@ def fleet(tmp_path_factory):
     """Factory: ``fleet(5)`` or ``fleet(2, systemd=True)`` -> :class:`TestFleet`, removed at session end."""
     if os.geteuid() != 0:
         pytest.skip("the test fleet needs root: network namespaces, a bridge, nftables and mounts")
-    if not netns_fleet.BASE_ROOTFS.is_dir():
+    if not netns_fleet.BASE_ROOTFS.is_dir():  # other releases' images: up() names the one missing
         pytest.fail(f"fleet base image {netns_fleet.BASE_ROOTFS} is missing: run tests/bootstrap.sh "
                     "(it runs tests/fleet/build_base_image.sh)")
     factory = FleetFactory(tmp_path_factory)

@@ -111,7 +111,7 @@ def test_python_install_runs_the_collection_code_with_its_interpreter(tmp_path, 
     assert installed_helper.read_text().splitlines()[0] == f"#!{sys.executable}"
     lib = prefix / "lib" / "ansible_collections" / "rolesanywhere" / "fleet" / "plugins" / "module_utils"
     repo_utils = Path(__file__).resolve().parents[3] / "plugins" / "module_utils"
-    for name in ("_sigv4x509.py", "_credential_helper.py", "_pkcs11.py"):
+    for name in ("_sigv4x509.py", "_credential_helper.py", "_pkcs11.py", "_der.py", "_token_signer.py"):
         assert (lib / name).read_bytes() == (repo_utils / name).read_bytes()
         assert list((lib / "__pycache__").glob(name[:-3] + ".*.pyc"))  # precompiled for unprivileged users
     # The installed command imports the installed copy, not the repository (clean environment, no PYTHONPATH).
@@ -150,7 +150,8 @@ def test_service_units_are_hardened_keep_the_pin_private_and_follow_the_certific
     assert 'SOFTHSM2_CONF="/etc/softhsm/app.conf"' in env_file.read_text()
     exec_start = next(line for line in serve_unit.splitlines() if line.startswith("ExecStart="))
     assert exec_start.startswith(f"ExecStart={tmp_path}/bin/rolesanywhere-credential-helper serve --certificate ")
-    assert "--private-key ${RA_PRIVATE_KEY}" in exec_start and "--port 9912" in exec_start
+    # the bundled helper takes the key URI (which may hold the PIN) from RA_PRIVATE_KEY, never from its arguments
+    assert "--private-key" not in exec_start and "--port 9912" in exec_start
     assert "--pkcs11-lib /usr/lib/softhsm/libsofthsm2.so" in exec_start
     for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes",
                     "User=daemon", "Restart=always"):

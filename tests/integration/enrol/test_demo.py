@@ -19,10 +19,18 @@ def test_demo_enrols_proves_reports_and_tears_down():
     out = proc.stdout
     assert proc.returncode == 0 and out.rstrip().endswith("demo finished"), out[-5000:] + proc.stderr[-3000:]
     arns = re.findall(r"^\s+(fl\d+)\s+sts get-caller-identity\s+allowed .* (arn:aws:sts::\S+)$", out, re.M)
-    assert len(arns) == 3 and all("assumed-role/site-rolesanywhere/" in arn for _, arn in arns)
+    assert len(arns) == 4 and all("assumed-role/site-rolesanywhere/" in arn for _, arn in arns)
     outcomes = re.findall(r"^\s+fl\d+\s+.*\s(allowed|denied)\s+\(expected (allowed|denied)\)", out, re.M)
-    assert len(outcomes) == 12 and all(got == expected for got, expected in outcomes)
-    assert out.count(" ok ") >= 3  # the report table: every host ok
+    assert len(outcomes) == 16 and all(got == expected for got, expected in outcomes)
+    assert out.count(" ok ") >= 4  # the report table: every host ok
+    # one line per host: release, Python, token, the helper auto chose (and why)
+    fleet = re.findall(r"^\s+fl\d+\s+(Debian \d+)\s+Python (\S+)\s+token (\S+)\s+helper (\S+) \(auto: (.*)\)$", out, re.M)
+    assert sorted((debian, python[:4], token) for debian, python, token, _, _ in fleet) == [
+        ("Debian 11", "3.9.", "softhsm2"), ("Debian 12", "3.11", "softhsm2"), ("Debian 12", "3.11", "tpm2"),
+        ("Debian 13", "3.13", "softhsm2")]
+    assert all(impl == "python" for _, _, _, impl, _ in fleet)
+    assert [why for debian, _, _, _, why in fleet if debian == "Debian 11"] == [
+        "x86_64, glibc 2.31: glibc 2.31 is older than the glibc 2.34 aws_signing_helper 1.5.0 needs"]
     hosts = [name for name, _ in arns]
     state = netns_fleet.status()
     assert state is None or not set(hosts) & {h["name"] for h in state["hosts"]}

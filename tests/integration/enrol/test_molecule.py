@@ -1,4 +1,4 @@
-"""The enrol role's molecule scenarios, driven from pytest with a local site providing the AWS side."""
+"""The enrol role's molecule scenarios (extensions/molecule/enrol*), driven from pytest with a local site providing the AWS side."""
 import json
 import os
 import re
@@ -10,14 +10,13 @@ from tests.site import LocalSite
 from tests.support.ansible import REPO, ansible_env
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
-ROLE = REPO / "roles" / "enrol"
 
 
 def run_molecule(scenario, site_vars):
     env = ansible_env({"PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}", "NO_COLOR": "1",
                        "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0", "RA_SITE_VARS": str(site_vars)})
     env.pop("ANSIBLE_PYTHON_INTERPRETER")  # the scenario sets the hosts' interpreter
-    return subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "test", "-s", scenario], cwd=ROLE, env=env,
+    return subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
 
 
@@ -28,8 +27,8 @@ def section(output, step):
 
 
 @pytest.mark.parametrize("scenario, hosts", [
-    ("default", ["enrol-a", "enrol-b", "enrol-c"]),
-    pytest.param("tpm", ["enrol-tpm"], marks=pytest.mark.tpm),
+    ("enrol", ["enrol-a", "enrol-b", "enrol-c"]),
+    pytest.param("enrol_tpm", ["enrol-tpm"], marks=pytest.mark.tpm),
 ])
 def test_molecule_scenario(scenario, hosts, fleet, tmp_path):
     # The site binds the fleet bridge: a placeholder host (not in the scenario) keeps the bridge up.

@@ -1,16 +1,18 @@
 import csv
+import datetime
 import io
 import json
 
 from tests.support.ansible import REPO, run_module, run_playbook
-from tests.unit.test_host_state import make_cert
+from tests.unit.plugins.module_utils.test_host_state import NOW, make_cert
 
 
 def test_report_classifies_each_host_and_writes_json_and_csv(tmp_path):
     states = {}
     for host, (days_valid, started_days_ago) in {"web01": (90, 0), "web02": (90, 80)}.items():
         cert = tmp_path / f"{host}.pem"
-        cert.write_bytes(make_cert(days_valid, started_days_ago))
+        # make_cert counts from a fixed NOW: start relative to the real clock.
+        cert.write_bytes(make_cert(days_valid, started_days_ago - (datetime.datetime.now(datetime.timezone.utc) - NOW).days))
         states[host] = tmp_path / f"{host}.fact"
         result = run_module("rolesanywhere_host_state", {
             "path": str(states[host]), "certificate_path": str(cert), "updates": {"helper_impl": "python"}})
