@@ -86,7 +86,7 @@ def measure(callers, per_caller, inventory, workdir, round_id):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--callers", default="1,2,4", help="concurrencies to measure (comma-separated)")
     parser.add_argument("--per-caller", type=int, default=16, help="certificates each caller issues")
     parser.add_argument("--database-records", type=int, default=0)

@@ -48,7 +48,7 @@ def enrolled(records, hosts, good):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--slices", type=int, default=3)
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--forks", type=int, default=10, help="forks of each slice's ansible-playbook")

@@ -23,7 +23,7 @@ CA_PYTHON_PACKAGES = ("cryptography",)
 
 def ssh(address, command, input=None, check=True, timeout=300):
     proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{address}", command], input=input,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"on {address}: {command!r} rc={proc.returncode}: {proc.stderr.decode()[-2000:]}")
     return proc
@@ -56,8 +56,8 @@ def write_inventory(fleet_hosts, ca_host, path, enrol_vars, host_vars=None):
     inventory = json.loads(netns_fleet.write_inventory(fleet_hosts, path, extra_vars=enrol_vars).read_text())
     inventory["all"]["vars"].update(host_vars or {})
     inventory["all"]["vars"]["enrol_hosts"] = "fleet"
-    inventory["all"]["children"]["ca"] = {"hosts": {ca_host.name: {"ansible_host": ca_host.address,
-                                                                    "ansible_python_interpreter": CA_PYTHON}}}
+    ca_vars = {"ansible_host": ca_host.address, "ansible_python_interpreter": CA_PYTHON}
+    inventory["all"]["children"]["ca"] = {"hosts": {ca_host.name: ca_vars}}
     Path(path).write_text(json.dumps(inventory, indent=2) + "\n")
     return Path(path)
 

@@ -39,4 +39,3 @@ def ca_site(fleet, tmp_path_factory):  # noqa: F811
         (ca,) = ca_fleet.hosts
         ca_host.install_ca(ca.address, site.ca_directory)
         yield CASite(ca_fleet, site, ca, workdir)
-
