@@ -52,10 +52,11 @@ def enrol_ca_vars(site, ca_host):
 
 
 def write_inventory(fleet_hosts, ca_host, path, enrol_vars, host_vars=None):
-    """Group ``fleet`` (the hosts to enrol) and group ``ca`` (the CA host, its own Python), JSON = YAML."""
+    """Group ``fleet`` (the hosts to enrol) and group ``ca`` (the CA host, its own Python), JSON = YAML. Plays must
+    be limited to ``fleet`` (``--limit`` or ``enrol_hosts=fleet`` as an extra variable): play patterns do not see
+    inventory variables."""
     inventory = json.loads(netns_fleet.write_inventory(fleet_hosts, path, extra_vars=enrol_vars).read_text())
     inventory["all"]["vars"].update(host_vars or {})
-    inventory["all"]["vars"]["enrol_hosts"] = "fleet"
     ca_vars = {"ansible_host": ca_host.address, "ansible_python_interpreter": CA_PYTHON}
     inventory["all"]["children"]["ca"] = {"hosts": {ca_host.name: ca_vars}}
     Path(path).write_text(json.dumps(inventory, indent=2) + "\n")
