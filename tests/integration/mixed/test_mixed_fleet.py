@@ -136,7 +136,9 @@ def test_auto_picks_per_host_and_aws_names_glibc_where_it_cannot_run(mixed_fleet
                             args=["--limit", ",".join(h.name for h in hosts)], check=False)
 
     auto = apply(softhsm, signing_helper_impl="auto")
-    assert all(r["failed"] == 0 for r in recap(auto.stdout).values()), auto.stdout[-6000:]
+    results = recap(auto.stdout)
+    assert set(results) == {h.name for h in softhsm}, auto.stdout[-3000:] + auto.stderr[-3000:]
+    assert all(r["failed"] == 0 for r in results.values()), auto.stdout[-6000:]
     choices = {name: (selected, why) for name, _, selected, why in AUTO_CHOICE.findall(auto.stdout)}
     for host in softhsm:
         selected = "python" if host.release == "bullseye" else "aws"
