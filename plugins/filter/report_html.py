@@ -100,7 +100,7 @@ def _e(value):
 
 def expiry_histogram(rows):
     """[(label, count)] of days left over EXPIRY_BUCKETS, plus "unknown" for hosts without a certificate."""
-    counts = dict.fromkeys([label for label, _ in EXPIRY_BUCKETS] + ["unknown"], 0)
+    counts = dict.fromkeys([label for label, _bound in EXPIRY_BUCKETS] + ["unknown"], 0)
     for row in rows:
         days = row.get("days_left")
         if days is None:
@@ -114,22 +114,22 @@ def expiry_histogram(rows):
 
 
 def _histogram_svg(buckets):
-    height, bar, gap, top = 220, 64, 16, 20
-    width = 20 + len(buckets) * (bar + gap)
-    peak = max([count for _, count in buckets] + [1])
+    height, bar_width, gap, top = 220, 64, 16, 20
+    width = 20 + len(buckets) * (bar_width + gap)
+    peak = max([count for _label, count in buckets] + [1])
     parts = [f'<svg id="expiry-histogram" role="img" aria-label="Certificate expiry histogram" '
              f'viewBox="0 0 {width} {height + 40}" width="{width}" height="{height + 40}" '
              'xmlns="http://www.w3.org/2000/svg">']
     for i, (label, count) in enumerate(buckets):
-        x = 10 + i * (bar + gap)
+        x = 10 + i * (bar_width + gap)
         h = round(height * count / peak)
         colour = COLOURS["expired"] if label == "expired" else COLOURS["due"] if label == "< 7 d" else \
             COLOURS["unknown"] if label == "unknown" else COLOURS["renewed"]
         parts.append(f'<g class="bucket" data-bucket="{_e(label)}" data-count="{count}">'
                      f'<title>{_e(label)}: {count} hosts</title>'
-                     f'<rect x="{x}" y="{top + height - h}" width="{bar}" height="{h}" fill="{colour}"/>'
-                     f'<text x="{x + bar / 2}" y="{top + height - h - 4}" text-anchor="middle">{count}</text>'
-                     f'<text x="{x + bar / 2}" y="{top + height + 16}" text-anchor="middle">{_e(label)}</text></g>')
+                     f'<rect x="{x}" y="{top + height - h}" width="{bar_width}" height="{h}" fill="{colour}"/>'
+                     f'<text x="{x + bar_width / 2}" y="{top + height - h - 4}" text-anchor="middle">{count}</text>'
+                     f'<text x="{x + bar_width / 2}" y="{top + height + 16}" text-anchor="middle">{_e(label)}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -157,7 +157,7 @@ def report_html(rows, generated_at=None, title="IAM Roles Anywhere fleet report"
         [(s, status_counts[s], s) for s in STATUSES]
         + [("stale", reason_counts["stale"], "no recent proof"), ("unseen", reason_counts["unseen"], "unseen by AWS")])
     attention_head = "".join(f"<th>{c}</th>" for c in ("host", "attention", "status", "days left", "not after",
-                                                        "last proof", "AWS last seen", "last error"))
+                                                       "last proof", "AWS last seen", "last error"))
     attention_body = "".join(
         f'<tr data-host="{_e(row["host"])}"><td>{_e(row["host"])}</td><td>{_tags(row["attention"])}</td>'
         f'<td>{_e(row.get("status"))}</td><td>{_e(row.get("days_left"))}</td><td>{_e(row.get("not_after"))}</td>'

@@ -13,25 +13,26 @@ one ``YYYY/MM/DD HH:MM:SS message`` line on stderr and exit 1). Beyond the Go he
 - ``serve`` re-reads the certificate at each refresh and answers 500, never 200 with empty credentials;
 - ``update`` writes the credentials file atomically and retries transient failures with backoff.
 
-Pure Python. Heavy imports (cryptography, python-pkcs11, the signer) happen only when credentials are
-actually fetched, so a cache hit costs little more than the interpreter's start.
+Pure Python, and started once per credential refresh, so it imports as little as it can: a
+``credential-process`` command line is read without argparse (argparse only for help, errors and the other
+subcommands); a cache hit reads one file with os alone; fetching imports the signer, cryptography only for
+a file key, and for a token key with a certificate file the ctypes PKCS#11 signer instead of python-pkcs11.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
-import hashlib
-import json
 import os
 import sys
 import time
-from urllib.parse import unquote
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _der
 
 VERSION = "0.1.0"
 REFRESH_MARGIN = datetime.timedelta(minutes=15)
 DEFAULT_PKCS11_LIB = "p11-kit-proxy.so"
 SIGNER = "ansible_collections.rolesanywhere.fleet.plugins.module_utils._sigv4x509"
 PKCS11 = "ansible_collections.rolesanywhere.fleet.plugins.module_utils._pkcs11"
+TOKEN_SIGNER = "ansible_collections.rolesanywhere.fleet.plugins.module_utils._token_signer"
 
 
 class HelperError(Exception):
@@ -87,6 +88,8 @@ class Pkcs11Uri:
 
 
 def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
+    from urllib.parse import unquote
+
     if not uri.startswith("pkcs11:"):
         raise HelperError(f"{uri!r} is not a pkcs11: URI")
     body = uri[len("pkcs11:"):]
@@ -117,42 +120,96 @@ def redact_uri(uri: str) -> str:
 
 # ---------------------------------------------------------------- command line
 
-class _Parser(argparse.ArgumentParser):
-    """cobra-like: a bad flag prints the error and the usage, and exits 1 (never 2)."""
+# The flags every fetching subcommand takes: (flag, default, help). A bool default is a switch; None marks
+# aws_signing_helper flags the bundled helper refuses (validate() says why).
+COMMON_FLAGS = (
+    ("--certificate", "", "PEM certificate file (or a pkcs11: URI of a certificate object)"),
+    ("--private-key", "", "PEM/PKCS#8 key file or pkcs11: URI (default: $RA_PRIVATE_KEY, else --certificate); a URI "
+                          "with a PIN belongs in RA_PRIVATE_KEY, never on the command line of a service"),
+    ("--intermediates", "", "PEM bundle of intermediate CA certificates"),
+    ("--role-arn", "", None),
+    ("--profile-arn", "", None),
+    ("--trust-anchor-arn", "", None),
+    ("--session-duration", 3600, None),
+    ("--region", "", None),
+    ("--endpoint", "", None),
+    ("--no-verify-ssl", False, None),
+    ("--with-proxy", False, "honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY"),
+    ("--debug", False, "log what is signed (never credentials) to stderr"),
+    ("--pkcs11-lib", "", f"PKCS#11 module (default {DEFAULT_PKCS11_LIB})"),
+    ("--reuse-pin", False, "accepted for compatibility; the user PIN is reused"),
+    ("--role-session-name", "", None),
+    ("--pkcs8-password", "", None),
+    ("--ca-bundle", "", "CA bundle to verify the endpoint (default: system store, SSL_CERT_FILE)"),
+    ("--cache", False, "reuse credentials from a private cache until 15 min before expiry"),
+    ("--cache-dir", "", "cache directory (implies --cache; default ~/.cache/rolesanywhere-fleet)"),
+)
+UNSUPPORTED_FLAGS = (("--cert-selector", None), ("--system-store-name", None), ("--tpm-key-password", None),
+                     ("--no-tpm-key-password", False), ("--use-latest-expiring-certificate", False))
 
-    def error(self, message):
-        self.exit(1, f"Error: {message}\n{self.format_usage()}")
+
+def _attribute(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+class Options:
+    """Parsed flags, as argparse's Namespace has them."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def parse_credential_process(argv):
+    """Options for a plain ``credential-process`` command line, or None for anything argparse must judge
+    (help, an unknown or abbreviated flag, a missing or odd value, another subcommand)."""
+    if not argv or argv[0] != "credential-process":
+        return None
+    values = {_attribute(flag): default for flag, default, _ in COMMON_FLAGS}
+    values.update((_attribute(flag), default) for flag, default in UNSUPPORTED_FLAGS)
+    kinds = {flag: type(default) for flag, default, _ in COMMON_FLAGS}
+    index = 1
+    while index < len(argv):
+        flag, equals, value = argv[index].partition("=")
+        kind = kinds.get(flag)
+        if kind is None or (kind is bool and equals):
+            return None
+        if kind is not bool and not equals:
+            index += 1
+            if index == len(argv) or argv[index].startswith("-"):
+                return None
+            value = argv[index]
+        try:
+            values[_attribute(flag)] = True if kind is bool else kind(value)
+        except ValueError:
+            return None
+        index += 1
+    return Options(command="credential-process", **values)
 
 
 def _add_common(parser):
-    add = parser.add_argument
-    add("--certificate", default="", help="PEM certificate file (or a pkcs11: URI of a certificate object)")
-    add("--private-key", default="", help="PEM/PKCS#8 key file or pkcs11: URI (default: $RA_PRIVATE_KEY, else "
-        "--certificate); a URI with a PIN belongs in RA_PRIVATE_KEY, never on the command line of a service")
-    add("--intermediates", default="", help="PEM bundle of intermediate CA certificates")
-    add("--role-arn", default="")
-    add("--profile-arn", default="")
-    add("--trust-anchor-arn", default="")
-    add("--session-duration", type=int, default=3600)
-    add("--region", default="")
-    add("--endpoint", default="")
-    add("--no-verify-ssl", action="store_true")
-    add("--with-proxy", action="store_true", help="honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
-    add("--debug", action="store_true", help="log what is signed (never credentials) to stderr")
-    add("--pkcs11-lib", default="", help=f"PKCS#11 module (default {DEFAULT_PKCS11_LIB})")
-    add("--reuse-pin", action="store_true", help="accepted for compatibility; the user PIN is reused")
-    add("--role-session-name", default="")
-    add("--pkcs8-password", default="")
-    add("--ca-bundle", default="", help="CA bundle to verify the endpoint (default: system store, SSL_CERT_FILE)")
-    add("--cache", action="store_true", help="reuse credentials from a private cache until 15 min before expiry")
-    add("--cache-dir", default="", help="cache directory (implies --cache; default ~/.cache/rolesanywhere-fleet)")
-    for unsupported in ("--cert-selector", "--system-store-name", "--tpm-key-password"):
-        add(unsupported, default=None, help=argparse.SUPPRESS)
-    for unsupported in ("--no-tpm-key-password", "--use-latest-expiring-certificate"):
-        add(unsupported, action="store_true", help=argparse.SUPPRESS)
+    import argparse
+
+    for flag, default, text in COMMON_FLAGS:
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=text)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=text)
+    for flag, default in UNSUPPORTED_FLAGS:
+        if default is None:
+            parser.add_argument(flag, default=None, help=argparse.SUPPRESS)
+        else:
+            parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
 
 def build_parser():
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """cobra-like: a bad flag prints the error and the usage, and exits 1 (never 2)."""
+
+        def error(self, message):
+            self.exit(1, f"Error: {message}\n{self.format_usage()}")
+
     parser = _Parser(prog="rolesanywhere-credential-helper", description=__doc__.split("\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     process = commands.add_parser("credential-process", help="print credentials for the SDK credential_process")
@@ -202,10 +259,8 @@ def resolve_library(name: str) -> str:
     raise HelperError(f"PKCS#11 library {name} not found: pass --pkcs11-lib with the module's absolute path")
 
 
-def _token_spec(opts, uri: Pkcs11Uri):
-    from importlib import import_module
-
-    pkcs11_utils = import_module(PKCS11)
+def _token_options(opts, uri: Pkcs11Uri) -> dict:
+    """The token a key URI names: module_path, token_label, pin, pin_file."""
     if not uri.token:
         raise HelperError("the pkcs11 URI has no token= attribute: add token=<label> so one token is selected")
     if not uri.label:
@@ -215,7 +270,9 @@ def _token_spec(opts, uri: Pkcs11Uri):
     if pin is None and pin_file is None:
         raise HelperError("one matching slot, but no user PIN provided: add ?pin-value= or ?pin-source=file: to the URI")
     module_path = resolve_library(opts.pkcs11_lib or uri.query.get("module-path") or DEFAULT_PKCS11_LIB)
-    return pkcs11_utils, pkcs11_utils.TokenSpec(module_path=module_path, token_label=uri.token, pin=pin, pin_file=pin_file)
+    if not os.path.isfile(module_path):
+        raise HelperError(f"PKCS#11 library {module_path} does not exist: install the token software or fix --pkcs11-lib")
+    return {"module_path": module_path, "token_label": uri.token, "pin": pin, "pin_file": pin_file}
 
 
 def _token_certificate(pkcs11_utils, session, cert_ref):
@@ -226,9 +283,7 @@ def _token_certificate(pkcs11_utils, session, cert_ref):
     if len(found) != 1:
         raise HelperError(f"{'no' if not found else 'multiple'} matching certificates for {redact_uri(cert_ref)} on "
                           "the token: pass the certificate as a PEM file with --certificate")
-    from cryptography import x509
-
-    return x509.load_der_x509_certificate(found[0])
+    return _der.Certificate(found[0])
 
 
 class _LibraryChatterSilenced:
@@ -268,7 +323,8 @@ def fetch_session(opts):
         signer.check_validity(certificate)
         signer.check_key_matches(key, certificate)
         if opts.debug:
-            log(f"signing with certificate serial {certificate.serial_number} ({certificate.subject.rfc4514_string()})")
+            log(f"signing with certificate serial {signer.as_certificate(certificate).serial_number} "
+                f"({signer.certificate_subject(certificate)})")
         return signer.create_session(
             key,
             certificate,
@@ -287,12 +343,17 @@ def fetch_session(opts):
 
     if key_ref.startswith("pkcs11:"):
         uri = parse_pkcs11_uri(key_ref)
-        pkcs11_utils, spec = _token_spec(opts, uri)
-        on_token = opts.certificate.startswith("pkcs11:")
-        certificate = None if on_token else signer.load_certificate_file(opts.certificate)
-        with _LibraryChatterSilenced(not opts.debug), pkcs11_utils.open_token_session(spec, rw=False) as session:
-            if on_token:
-                certificate = _token_certificate(pkcs11_utils, session, opts.certificate)
+        token = _token_options(opts, uri)
+        if not opts.certificate.startswith("pkcs11:"):
+            certificate = signer.load_certificate_file(opts.certificate)
+            with _LibraryChatterSilenced(not opts.debug), import_module(TOKEN_SIGNER).TokenKey(
+                    label=uri.label, key_id=uri.key_id, **token) as key:
+                return call(key, certificate)
+        # A certificate object on the token: python-pkcs11 finds it (the rarer, slower path).
+        pkcs11_utils = import_module(PKCS11)
+        with _LibraryChatterSilenced(not opts.debug), pkcs11_utils.open_token_session(
+                pkcs11_utils.TokenSpec(**token), rw=False) as session:
+            certificate = _token_certificate(pkcs11_utils, session, opts.certificate)
             key = pkcs11_utils.token_private_key(session, uri.label, uri.key_id)
             return call(key, certificate)
     certificate = signer.load_certificate_file(opts.certificate)
@@ -305,7 +366,7 @@ def _known_errors():
     from importlib import import_module
 
     errors = [HelperError, import_module(SIGNER).RolesAnywhereError]
-    token_module = sys.modules.get(PKCS11)  # only loaded (and only relevant) when a token key was used
+    token_module = sys.modules.get(TOKEN_SIGNER)  # only loaded (and only relevant) when a token key was used
     if token_module is not None:
         errors.append(token_module.TokenError)
     return tuple(errors)
@@ -323,7 +384,7 @@ def _cache_dir(opts) -> str:
 def _file_digest(path: str) -> str:
     try:
         with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+            return _der.sha256(fh.read()).hexdigest()
     except OSError:
         return "unreadable"
 
@@ -344,7 +405,7 @@ def cache_path(opts) -> str:
         opts.session_duration,
         opts.role_session_name,
     ]
-    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    digest = _der.sha256("\0".join(str(part) for part in identity).encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return os.path.join(_cache_dir(opts), f"{digest}.json")
 
 
@@ -371,10 +432,17 @@ def read_cache(path: str):
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
             return None
         text = fh.read().decode("utf-8", "replace")
+    # The helper wrote this compact document itself; reading one field needs no json (whose import costs more).
+    marker = '"Expiration":"'
+    start = text.rfind(marker) + len(marker)
+    end = text.find('"', start)
+    if start < len(marker) or end < 0 or not text.startswith("{") or not text.endswith("}"):
+        return None
     try:
-        expiration = json.loads(text)["Expiration"]
-        expires = datetime.datetime.fromisoformat(expiration.replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        expires = datetime.datetime.fromisoformat(text[start:end].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if expires.tzinfo is None:
         return None
     if expires - utcnow() <= REFRESH_MARGIN:
         return None
@@ -646,6 +714,7 @@ def make_server(opts, source, port=None):
     """An IMDSv2-compatible HTTP server bound to 127.0.0.1 (aws_signing_helper ``serve`` routes)."""
     import base64
     import http.server
+    import json
     import secrets
     import socket
     import threading
@@ -759,8 +828,11 @@ COMMANDS = {"credential-process": credential_process, "update": update, "serve":
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    opts = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    opts = parse_credential_process(argv)
+    if opts is None:
+        parser = build_parser()
+        opts = parser.parse_args(argv)
     if opts.command is None:
         parser.print_help()
         return 0

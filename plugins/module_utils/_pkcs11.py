@@ -19,12 +19,17 @@ import ctypes
 import hashlib
 import os
 import re
-import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 from urllib.parse import quote
+
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._token_signer import (
+    LOGIN_PROBLEMS,
+    TokenError,
+    read_pin as _read_pin,
+)
 
 try:
     import pkcs11
@@ -61,11 +66,6 @@ TPM2_LIBRARY_DESCRIPTION = "TPM2.0 Cryptoki"
 TOKEN_LOCK = threading.RLock()
 
 _HEX_ID = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
-
-
-class TokenError(Exception):
-    """A problem with a token, its PIN or its keys. The message names the problem and the fix and
-    never contains a PIN."""
 
 
 @dataclass
@@ -179,31 +179,7 @@ def validate_spec(spec, need_pin=True):
 
 def read_pin(spec):
     """The user PIN from ``spec.pin`` or ``spec.pin_file`` (which must not be readable by group/others)."""
-    if spec.pin is not None:
-        pin = spec.pin
-    elif spec.pin_file is not None:
-        try:
-            fd = os.open(spec.pin_file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise TokenError("cannot read pin_file %s: %s" % (spec.pin_file, exc.strerror)) from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise TokenError("pin_file %s is not a regular file" % spec.pin_file)
-            if info.st_mode & 0o077:
-                raise TokenError("pin_file %s has mode %04o: it must not be accessible by group or others; "
-                                 "run chmod 0600 %s" % (spec.pin_file, stat.S_IMODE(info.st_mode), spec.pin_file))
-            with os.fdopen(fd, "r", encoding="utf-8", closefd=False) as handle:
-                pin = handle.read()
-        finally:
-            os.close(fd)
-        pin = pin[:-1] if pin.endswith("\n") else pin
-        pin = pin[:-1] if pin.endswith("\r") else pin
-    else:
-        raise TokenError("no PIN given for token %r: set pin or pin_file" % spec.token_label)
-    if not pin:
-        raise TokenError("the PIN for token %r is empty: fix pin or pin_file" % spec.token_label)
-    return pin
+    return _read_pin(spec.pin, spec.pin_file, spec.token_label)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -275,25 +251,9 @@ def token_profile(lib):
 
 
 def _login_error(exc, token_label):
-    if isinstance(exc, pkcs11.exceptions.PinIncorrect):
-        return TokenError("the PIN for token %r was rejected. It was tried once and is not retried (tokens lock after "
-                          "repeated failures): fix pin or pin_file" % token_label)
-    if isinstance(exc, pkcs11.exceptions.PinLocked):
-        return TokenError("token %r has locked the user PIN after too many failed logins: unlock it (TPM: "
-                          "tpm2_dictionarylockout --clear-lockout; HSM: the security officer unblocks it)"
-                          % token_label)
-    if isinstance(exc, (pkcs11.exceptions.PinLenRange, pkcs11.exceptions.PinInvalid)):
-        return TokenError("the PIN for token %r has an invalid length or characters for this token: fix pin or pin_file"
-                          % token_label)
-    if isinstance(exc, pkcs11.exceptions.UserPinNotInitialized):
-        return TokenError("token %r has no user PIN yet: initialise it with rolesanywhere.fleet.pkcs11_token "
-                          "(so_pin and user_pin)" % token_label)
-    if isinstance(exc, pkcs11.exceptions.TokenNotRecognised):
-        return TokenError("token %r is not initialised: initialise it with rolesanywhere.fleet.pkcs11_token"
-                          % token_label)
-    if isinstance(exc, pkcs11.exceptions.UserAlreadyLoggedIn):
-        return TokenError("this process is already logged in to token %r: use the open session instead of opening "
-                          "another one" % token_label)
+    problem = LOGIN_PROBLEMS.get(type(exc).__name__)
+    if problem:
+        return TokenError(problem.format(label=token_label))
     return TokenError("cannot open a session on token %r (%s: %s)" % (token_label, type(exc).__name__, exc))
 
 

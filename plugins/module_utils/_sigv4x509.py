@@ -4,32 +4,29 @@
 """The one IAM Roles Anywhere CreateSession signer and client (SigV4-X509).
 
 Pure Python (stdlib + cryptography, no Ansible): used by the ``rolesanywhere_session`` module, by the
-bundled credential helper installed on hosts, and by the tests. It sends the request the way AWS's
+bundled credential helper installed on hosts, and by the tests. The helper starts once per credential
+refresh, so nothing heavy is imported up front: certificates are read with _der, HTTP is a few lines over
+a socket, and cryptography is imported only to use a file key (token keys from _token_signer sign alone). It sends the request the way AWS's
 ``aws_signing_helper`` does: ARNs in the query, body ``{"durationSeconds":N}``, Content-Type
 ``application/json``, signed headers ``content-type;host;x-amz-date;x-amz-x509[;x-amz-x509-chain]``.
 The signature is one SHA-256 signature over the string to sign with the certificate's key (ECDSA as DER,
 or RSA PKCS#1 v1.5), hex encoded; ``Credential=`` carries the certificate serial in decimal.
 
 Any cryptography private key object signs, including token-backed keys whose ``sign()`` runs on a
-PKCS#11 token. ``get_caller_identity`` proves the credentials with sts:GetCallerIdentity (plain SigV4), so
+PKCS#11 token, and so does any object with ``sigv4_sign(data)`` and ``public_key_material()``
+(_token_signer.TokenKey). Certificates are cryptography certificates or _der.Certificate objects. ``get_caller_identity`` proves the credentials with sts:GetCallerIdentity (plain SigV4), so
 hosts need no boto3.
 """
 from __future__ import annotations
 
-import base64
+import binascii
 import datetime
-import hashlib
 import json
 import re
 from collections import namedtuple
 from urllib.parse import quote, urlsplit
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-except ImportError:  # the modules report it: _cryptography.require_cryptography
-    pass
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _der
 
 SERVICE = "rolesanywhere"
 CANONICAL_URI = "/sessions"
@@ -132,7 +129,7 @@ def canonical_request(method: str, query: str, headers: dict, body: bytes, uri: 
     names = sorted(lowered)
     signed_headers = ";".join(names)
     canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in names)
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = _der.sha256(body).hexdigest()
     text = "\n".join([method, uri, query, canonical_headers, signed_headers, payload_hash])
     return text, signed_headers
 
@@ -142,34 +139,70 @@ def credential_scope(date: str, region: str, service: str = SERVICE) -> str:
 
 
 def string_to_sign(algorithm: str, date: str, region: str, canonical: str, service: str = SERVICE) -> str:
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = _der.sha256(canonical.encode("utf-8")).hexdigest()
     return "\n".join([algorithm, date, credential_scope(date, region, service), digest])
 
 
-def algorithm_for(key) -> str:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return ALGORITHM_EC
-    if isinstance(key, rsa.RSAPrivateKey):
-        return ALGORITHM_RSA
+_ALGORITHMS = {"ec": ALGORITHM_EC, "rsa": ALGORITHM_RSA}
+
+
+def key_material(key):
+    """A private key's public half as _der compares it: ``("ec", curve, point)`` or ``("rsa", n, e)``."""
+    if hasattr(key, "public_key_material"):
+        return key.public_key_material()
+    # cryptography's EC and RSA public numbers, told apart without importing both modules (the RSA one costs).
+    public = key.public_key() if hasattr(key, "public_key") else None
+    numbers = public.public_numbers() if hasattr(public, "public_numbers") else None
+    if hasattr(numbers, "curve") and hasattr(numbers, "x"):
+        size = (numbers.curve.key_size + 7) // 8
+        return ("ec", numbers.curve.name, b"\x04" + numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big"))
+    if hasattr(numbers, "n") and hasattr(numbers, "e"):
+        return ("rsa", numbers.n, numbers.e)
     raise ConfigurationError(f"unsupported private key type {type(key).__name__}: use an EC or RSA key")
+
+
+def algorithm_for(key) -> str:
+    return _ALGORITHMS[key_material(key)[0]]
 
 
 def sign_string(key, text: str) -> str:
     """One SHA-256 signature over the string to sign (ECDSA DER or RSA PKCS#1 v1.5), lowercase hex."""
     data = text.encode("utf-8")
-    if isinstance(key, ec.EllipticCurvePrivateKey):
+    if hasattr(key, "sigv4_sign"):
+        return key.sigv4_sign(data).hex()
+    from cryptography.hazmat.primitives import hashes
+
+    if algorithm_for(key) == ALGORITHM_EC:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return key.sign(data, ec.ECDSA(hashes.SHA256())).hex()
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256()).hex()
-    raise ConfigurationError(f"unsupported private key type {type(key).__name__}: use an EC or RSA key")
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return key.sign(data, padding.PKCS1v15(), hashes.SHA256()).hex()
 
 
 def authorization_header(algorithm: str, serial: int, scope: str, signed_headers: str, signature: str) -> str:
     return f"{algorithm} Credential={serial}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
 
 
-def _b64_der(cert: x509.Certificate) -> str:
-    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+def as_certificate(cert) -> _der.Certificate:
+    """A _der.Certificate for either kind of certificate object."""
+    if isinstance(cert, _der.Certificate):
+        return cert
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return _der.Certificate(cert.public_bytes(Encoding.DER))
+
+
+def certificate_subject(cert) -> str:
+    """The RFC 4514 subject; the one certificate field read with cryptography (the helper needs it only in --debug)."""
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(as_certificate(cert).der).subject.rfc4514_string()
+
+
+def _b64_der(cert) -> str:
+    return binascii.b2a_base64(as_certificate(cert).der, newline=False).decode("ascii")
 
 
 def request_body(duration_seconds: int = DEFAULT_DURATION, role_session_name: str | None = None) -> bytes:
@@ -199,17 +232,15 @@ def session_query(trust_anchor_arn: str, profile_arn: str, role_arn: str) -> str
     return canonical_query({"profileArn": profile_arn, "roleArn": role_arn, "trustAnchorArn": trust_anchor_arn})
 
 
-def algorithm_for_certificate(certificate: x509.Certificate) -> str:
-    public_key = certificate.public_key()
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return ALGORITHM_EC
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return ALGORITHM_RSA
-    raise ConfigurationError(f"unsupported certificate key type {type(public_key).__name__}: use an EC or RSA key")
+def algorithm_for_certificate(certificate) -> str:
+    kind = as_certificate(certificate).public_key_material[0]
+    if kind not in _ALGORITHMS:
+        raise ConfigurationError(f"unsupported certificate key type {kind}: use an EC or RSA key")
+    return _ALGORITHMS[kind]
 
 
 def prepare_request(
-    certificate: x509.Certificate,
+    certificate,
     *,
     algorithm: str,
     host: str,
@@ -242,11 +273,11 @@ def prepare_request(
         algorithm=algorithm,
         scope=credential_scope(date, region),
         signed_headers=signed_headers,
-        serial=certificate.serial_number,
+        serial=as_certificate(certificate).serial_number,
     )
 
 
-def sign_request(key, certificate: x509.Certificate, **request) -> SignedRequest:
+def sign_request(key, certificate, **request) -> SignedRequest:
     """Sign a CreateSession request the way aws_signing_helper does; ``host`` includes ``:port`` if any.
 
     ``request`` takes prepare_request's keyword arguments except ``algorithm`` (it follows the key).
@@ -269,33 +300,65 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def load_certificate_file(path: str) -> x509.Certificate:
+def load_certificate_file(path: str) -> _der.Certificate:
     """The first CERTIFICATE block of a PEM file (or a DER file)."""
     data = _read(path, "certificate")
     try:
         if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)[0]
-        return x509.load_der_x509_certificate(data)
-    except ValueError:
+            return next(_der.Certificate(der) for label, der in _der.pem_blocks(data) if label == "CERTIFICATE")
+        return _der.Certificate(data)
+    except (ValueError, StopIteration):
         raise ConfigurationError(f"{path} holds no X.509 certificate: pass a PEM certificate file") from None
 
 
 def load_chain_file(path: str) -> list:
     """An intermediates bundle: every PEM block must be a CERTIFICATE."""
     data = _read(path, "intermediates bundle")
-    blocks = re.findall(rb"-----BEGIN ([A-Z0-9 ]+)-----", data)
-    if not blocks or any(b != b"CERTIFICATE" for b in blocks):
+    try:
+        blocks = _der.pem_blocks(data)
+    except ValueError:
+        blocks = []
+    if not blocks or any(label != "CERTIFICATE" for label, _ in blocks):
         raise ConfigurationError(f"invalid certificate chain in {path}: every PEM block must be a CERTIFICATE")
     try:
-        return x509.load_pem_x509_certificates(data)
+        return [_der.Certificate(der) for _, der in blocks]
     except ValueError:
         raise ConfigurationError(f"invalid certificate chain in {path}: a certificate does not parse") from None
+
+
+def _private_key_from_numbers(data: bytes):
+    """An unencrypted EC/RSA PEM key built from its numbers (cryptography's serialization costs the helper's
+    cold start more than the signature); None when the file needs cryptography's own loader."""
+    try:
+        blocks = _der.pem_blocks(data)
+    except ValueError:
+        return None
+    numbers = _der.private_key_numbers(*blocks[0]) if len(blocks) == 1 else None
+    if numbers is None:
+        return None
+    try:
+        if numbers[0] == "ec":
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            curve = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}[numbers[1]]
+            return ec.derive_private_key(numbers[2], curve())
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        n, e, d, p, q, dmp1, dmq1, iqmp = numbers[1]
+        return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, rsa.RSAPublicNumbers(e, n)).private_key()
+    except ValueError:
+        return None
 
 
 def load_private_key_file(path: str, password: str | None = None):
     data = _read(path, "private key")
     if b"Proc-Type: 4,ENCRYPTED" in data:
         raise ConfigurationError(f"{path} uses legacy OpenSSL PEM encryption: convert it to PKCS#8")
+    key = None if password else _private_key_from_numbers(data)
+    if key is not None:
+        return key
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_private_key(data, password.encode() if password else None)
     except TypeError:
@@ -306,19 +369,16 @@ def load_private_key_file(path: str, password: str | None = None):
     return key
 
 
-def _public_bytes(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def check_key_matches(key, certificate: x509.Certificate) -> None:
-    if _public_bytes(key.public_key()) != _public_bytes(certificate.public_key()):
+def check_key_matches(key, certificate) -> None:
+    if key_material(key) != as_certificate(certificate).public_key_material:
         raise ConfigurationError(
             "the private key does not match the certificate: pass the key the certificate was issued for"
         )
 
 
-def check_validity(certificate: x509.Certificate, now: datetime.datetime | None = None) -> None:
+def check_validity(certificate, now: datetime.datetime | None = None) -> None:
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    certificate = as_certificate(certificate)
     if certificate.not_valid_after_utc < now:
         raise ConfigurationError(
             f"certificate serial {certificate.serial_number} expired at "
@@ -405,27 +465,65 @@ def parse_session_response(body: bytes) -> Session:
     )
 
 
-def _error_from_response(status: int, headers, body: bytes) -> ServiceError:
+def _error_from_response(status: int, headers: dict, body: bytes) -> ServiceError:
+    """The service's error; ``headers`` have lowercased names (as _post returns them)."""
     try:
         document = json.loads(body or b"{}")
         if not isinstance(document, dict):
             document = {}
     except ValueError:
         document = {}
-    error_type = headers.get("X-Amzn-ErrorType") or document.get("__type") or document.get("code") or "UnknownError"
+    error_type = headers.get("x-amzn-errortype") or document.get("__type") or document.get("code") or "UnknownError"
     error_type = error_type.split(":")[0].split("#")[-1]
     message = document.get("message") or document.get("Message") or body.decode("utf-8", "replace").strip()[:200]
-    request_id = headers.get("x-amzn-RequestId") or headers.get("X-Amzn-Requestid") or ""
+    request_id = headers.get("x-amzn-requestid") or ""
     return ServiceError(status, error_type, message or "no message", request_id)
 
 
-def _connection(url, ca_bundle, verify, timeout, with_proxy):
-    import http.client
+class _MalformedResponse(OSError):
+    """The peer's answer is not HTTP/1.x."""
+
+
+def _read_head(stream):
+    """Status code and headers (names lowercased) of an HTTP/1.x response."""
+    status_line = stream.readline(65537).decode("latin-1")
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise _MalformedResponse(f"not an HTTP response ({status_line.strip()[:60]!r})")
+    headers = {}
+    while True:
+        line = stream.readline(65537).decode("latin-1")
+        if line in ("\r\n", "\n", ""):
+            return int(parts[1]), headers
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+
+
+def _read_body(stream, headers) -> bytes:
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(stream.readline(65537).split(b";")[0].strip() or b"0", 16)
+            if not size:
+                return b"".join(chunks)
+            chunks.append(stream.read(size))
+            stream.readline(65537)
+    if "content-length" in headers:
+        return stream.read(int(headers["content-length"]))
+    return stream.read()
+
+
+def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
+    """A connected socket (TLS for https), through HTTPS_PROXY/HTTP_PROXY's CONNECT tunnel when asked for.
+
+    A single request needs so little of http.client that importing it would cost the helper more than the request.
+    """
+    import socket
 
     if url.scheme not in ("http", "https"):
         raise ConfigurationError(f"endpoint scheme {url.scheme!r} is not supported: use https:// or http://")
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    tunnel = None
+    proxy_url = None
     if with_proxy:
         # Like the Go helper, proxy variables are honoured only when asked for.
         import urllib.request
@@ -433,42 +531,55 @@ def _connection(url, ca_bundle, verify, timeout, with_proxy):
         proxy = urllib.request.getproxies().get(url.scheme)
         if proxy and not urllib.request.proxy_bypass(host):
             proxy_url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            tunnel = (host, port)
-            host, port = proxy_url.hostname, proxy_url.port or 8080
-    if url.scheme == "https":
-        import ssl
+    target = (proxy_url.hostname, proxy_url.port or 8080) if proxy_url else (host, port)
+    if target[0].isascii():
+        target = (target[0].encode("ascii"), target[1])  # a str host costs an import of the idna codec
+    sock = socket.create_connection(target, timeout=timeout)
+    try:
+        if proxy_url:
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
+            with sock.makefile("rb") as stream:
+                status, _ = _read_head(stream)
+            if status != 200:
+                raise _MalformedResponse(f"the proxy refused the tunnel (HTTP {status})")
+        if url.scheme == "https":
+            import ssl
 
-        context = ssl.create_default_context(cafile=ca_bundle)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-    else:
-        connection = http.client.HTTPConnection(host, port, timeout=timeout)
-    if tunnel:
-        connection.set_tunnel(*tunnel)
-    return connection
+            context = ssl.create_default_context(cafile=ca_bundle)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if not verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            sock = context.wrap_socket(sock, server_hostname=host)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _post(url, path, body, headers, service, ca_bundle, verify, timeout, with_proxy):
-    """POST ``body`` (adding its Content-Length) and read the answer; an unreachable endpoint is a TransportError."""
+    """POST ``body`` and return ``(status, headers with lowercased names, body)``.
+
+    An unreachable endpoint, a failed TLS handshake or a garbled answer is a TransportError.
+    """
     host = url.netloc.rsplit("@", 1)[-1]
-    connection = _connection(url, ca_bundle, verify, timeout, with_proxy)
+    fields = dict(headers, **{"Content-Length": str(len(body)), "Connection": "close"})
+    request = f"POST {path} HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
     try:
-        connection.request("POST", path, body=body, headers=dict(headers, **{"Content-Length": str(len(body))}))
-        response = connection.getresponse()
-        return response, response.read()
-    except OSError as exc:
-        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        sock = _open_socket(url, ca_bundle, verify, timeout, with_proxy)
+        with sock, sock.makefile("rb") as stream:
+            sock.sendall(request.encode("latin-1") + body)
+            status, answer_headers = _read_head(stream)
+            return status, answer_headers, _read_body(stream, answer_headers)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise TransportError(f"cannot reach the {service} endpoint {url.scheme}://{host}: {reason}") from None
-    finally:
-        connection.close()
 
 
 def create_session(
     key,
-    certificate: x509.Certificate,
+    certificate,
     *,
     trust_anchor_arn: str,
     profile_arn: str,
@@ -502,15 +613,17 @@ def create_session(
     )
     path = url.path.rstrip("/") + CANONICAL_URI + "?" + signed.query
     headers = dict(signed.headers, **{"User-Agent": USER_AGENT})
-    response, body = _post(url, path, signed.body, headers, "Roles Anywhere", ca_bundle, verify, timeout, with_proxy)
-    if response.status not in (200, 201):
-        raise _error_from_response(response.status, response.headers, body)
+    status, answer_headers, body = _post(url, path, signed.body, headers, "Roles Anywhere", ca_bundle, verify, timeout,
+                                         with_proxy)
+    if status not in (200, 201):
+        raise _error_from_response(status, answer_headers, body)
     return parse_session_response(body)
 
 
 # ---------------------------------------------------------------- proving the credentials
 
 def _hmac(key: bytes, text: str) -> bytes:
+    import hashlib
     import hmac
 
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
@@ -553,7 +666,7 @@ def get_caller_identity(
     headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={session.access_key_id}/"
                                 f"{credential_scope(date, region, 'sts')}, SignedHeaders={signed_headers}, "
                                 f"Signature={signature}")
-    response, answer = _post(url, path, body, headers, "STS", ca_bundle, verify, timeout, False)
+    status, _, answer = _post(url, path, body, headers, "STS", ca_bundle, verify, timeout, False)
     try:
         document = ElementTree.fromstring(answer)
     except ElementTree.ParseError:
@@ -563,8 +676,8 @@ def get_caller_identity(
         found = None if document is None else document.find(f".//{{*}}{name}")
         return found.text if found is not None and found.text else ""
 
-    if response.status != 200:
-        raise ServiceError(response.status, field("Code") or "UnknownError", field("Message") or "no message",
+    if status != 200:
+        raise ServiceError(status, field("Code") or "UnknownError", field("Message") or "no message",
                            field("RequestId"), operation="STS: GetCallerIdentity")
     identity = {"arn": field("Arn"), "account": field("Account"), "user_id": field("UserId")}
     if not identity["arn"]:

@@ -53,8 +53,6 @@ attributes:
     description: No diff is shown (the content may be a PIN).
 author:
   - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
-seealso:
-  - role: rolesanywhere.fleet.token
 """
 
 EXAMPLES = r"""

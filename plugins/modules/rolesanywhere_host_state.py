@@ -177,7 +177,7 @@ def main():
         updates["checked_at"] = timestamp(now)
         if "last_error" in updates:
             updates["attempts"] = _metrics.record_attempt(old, "enrol", updates["last_error"] is None,
-                                                         updates.get("last_attempt_at") or timestamp(now))
+                                                          updates.get("last_attempt_at") or timestamp(now))
         new, changed = merge_state(old, updates)
         if not module.check_mode:
             write_state(params["path"], new)

@@ -265,7 +265,7 @@ def main():
             source_identity=session.source_identity,
             expiration=session.expiration,
             certificate_serial=str(certificate.serial_number),
-            certificate_subject=certificate.subject.rfc4514_string(),
+            certificate_subject=sigv4.certificate_subject(certificate),
         )
         if params["verify_identity"]:
             region = params["region"] or sigv4.parse_arn(params["trust_anchor_arn"], "trust anchor ARN").region

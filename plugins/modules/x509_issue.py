@@ -68,8 +68,8 @@ options:
   subject:
     description:
       - The subject configured for this host (inventory), as for M(rolesanywhere.fleet.pkcs11_csr) (a mapping, or a
-        list of one-entry mappings). A CSR asking for any other subject (another OU, another host's CN) is refused:
-        the CA does not trust the host to name itself. Omitted, the CSR's subject is taken as is.
+        list of one-entry mappings). A CSR asking for any other subject (another OU, another host's CN) is refused,
+        since the CA does not trust the host to name itself. Omitted, the CSR's subject is taken as is.
     type: raw
   subject_alt_name:
     description:
@@ -133,6 +133,10 @@ database:
   description: Path of the CA database.
   returned: success, unless O(ca_cert_path) does not exist yet in check mode
   type: str
+lock_wait_seconds:
+  description: How long this run waited for the CA database lock (other issuers at work on the same CA).
+  returned: success, unless O(ca_cert_path) does not exist yet in check mode
+  type: float
 reasons:
   description: Why a new certificate was issued; empty when unchanged.
   returned: success
@@ -255,6 +259,7 @@ def issue(module, p):
         not_after=summary["not_after"],
         database=database_path,
         reasons=reasons,
+        lock_wait_seconds=round(database.lock_wait_seconds, 4),
     )
     warning = _ca.ca_expiry_warning(ca_cert, p["renew_before_days"])
     if warning:

@@ -14,10 +14,12 @@ tests/support/podman.py.
 """
 import argparse
 import hashlib
+import json
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -133,13 +135,18 @@ def fill_wheelhouse():
 
 
 def build_collection():
+    """The collection tarball; returns the digest of its file list (MANIFEST.json names it), which changes with
+    any file's content."""
     target = WORK / "collection"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     run([str(REPO / ".venv" / "bin" / "ansible-galaxy"), "collection", "build", "--force", "--output-path",
          str(target), str(REPO)], stdout=subprocess.DEVNULL)
     (tarball,) = target.glob("rolesanywhere-fleet-*.tar.gz")
-    tarball.rename(target / "rolesanywhere-fleet.tar.gz")
+    tarball = tarball.rename(target / "rolesanywhere-fleet.tar.gz")
+    with tarfile.open(tarball) as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
+    return manifest["file_manifest_file"]["chksum_sha256"]
 
 
 def build_image(tag):
@@ -160,17 +167,20 @@ def build_image(tag):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--if-missing", action="store_true", help="do nothing when the image already exists")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when the image exists and holds the collection as it is now")
     args = parser.parse_args(argv)
     tag = image_tag()
-    if args.if_missing and image_exists(tag):
-        log(f"{tag} exists")
-        return 0
     WORK.mkdir(parents=True, exist_ok=True)
+    content = digest(build_collection(), DEFINITION.read_text())
+    stamp = WORK / "image.sha256"
+    if args.if_missing and image_exists(tag) and stamp.is_file() and stamp.read_text() == content:
+        log(f"{tag} is up to date with the collection")
+        return 0
     build_base()
     fill_wheelhouse()
-    build_collection()
     build_image(tag)
+    stamp.write_text(content)
     podman("image", "prune", "--force")  # the builder's intermediate stages
     return 0
 

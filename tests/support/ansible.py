@@ -90,7 +90,7 @@ def run_module(name, args, check_mode=False, diff=False, env=None, timeout=120):
 
 def run_playbook(playbook, inventory="localhost,", extra_vars=None, env=None, args=(), timeout=900, check=True):
     """Run ansible-playbook; return the CompletedProcess. ``check`` asserts rc == 0."""
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", inventory, str(playbook)]
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(playbook)]  # this venv's core
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     cmd += list(args)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.support.ansible import REPO, run_module, run_playbook
-from tests.unit.test_host_state import make_cert
+from tests.unit.plugins.module_utils.test_host_state import make_cert
 
 from .browser import Browser
 

@@ -12,7 +12,7 @@ import pytest
 from plugins.module_utils import _metrics
 from plugins.module_utils._host_state import certificate_summary
 from tests.support.ansible import run_module
-from tests.unit.test_host_state import make_cert
+from tests.unit.plugins.module_utils.test_host_state import make_cert
 
 from .conftest import parse_metrics, promtool
 

@@ -4,7 +4,7 @@ import io
 import json
 
 from tests.support.ansible import REPO, run_module, run_playbook
-from tests.unit.test_host_state import NOW, make_cert
+from tests.unit.plugins.module_utils.test_host_state import NOW, make_cert
 
 
 def test_report_classifies_each_host_and_writes_json_and_csv(tmp_path):

@@ -22,14 +22,16 @@ class FleetHost(Target):
 
     def module(self, name, args):
         proc = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible"), self.name, "-i", str(self.fleet.inventory),
+            [str(REPO / ".venv" / "bin" / "ansible"), self.name, "-i", str(self.fleet.inventory), "--one-line",
              "-m", f"rolesanywhere.fleet.{name}", "-a", json.dumps(args)],
-            capture_output=True, text=True, timeout=300,
-            env=ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}))
+            capture_output=True, text=True, timeout=300, env=ansible_env())
+        line = next((line for line in proc.stdout.splitlines() if line.startswith(self.name + " | ")), "")
         try:
-            return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][self.name]
-        except (ValueError, KeyError, IndexError):
+            result = json.loads(line.split(" => ", 1)[1])
+        except (ValueError, IndexError):
             raise AssertionError(f"ansible gave no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        result["failed"] = line.startswith(f"{self.name} | FAILED")  # the one-line form drops the key
+        return result
 
 
 def test_root_never_follows_links_a_user_planted_on_a_fleet_host(fleet):  # noqa: F811

@@ -4,9 +4,11 @@ tests/integration/ee/."""
 import json
 import re
 import subprocess
+import sys
+from pathlib import Path
 
-from plugins.lookup import ca_persistence
-from tests.support.ansible import REPO, ansible_env, run_playbook
+from ansible_collections.rolesanywhere.fleet.plugins.lookup import ca_persistence
+from tests.support.ansible import ansible_env, run_playbook
 
 # /proc/self/mountinfo inside `podman run -v /srv/host-ca:/srv/ca -v /tmp/job:/runner` (overlay storage).
 PODMAN = """\
@@ -71,7 +73,9 @@ def test_the_enrol_role_refuses_first_inside_a_container(tmp_path):
 
 
 def test_lookup_renders_with_ansible_doc():
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-doc"), "-t", "lookup", "-j",
-                           "rolesanywhere.fleet.ca_persistence"], capture_output=True, text=True, env=ansible_env())
+    env = ansible_env()
+    env.pop("PYTHONPATH")  # the collection comes from ANSIBLE_COLLECTIONS_PATH; ansible from this Python's venv
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "lookup", "-j",
+                           "rolesanywhere.fleet.ca_persistence"], capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rolesanywhere.fleet.ca_persistence"]["doc"]["options"]["ca_host_variable"]

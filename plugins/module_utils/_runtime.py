@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) rolesanywhere.fleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The hosts' Python runtime (cryptography, python-pkcs11, asn1crypto) as one prebuilt archive per target.
+
+Made once on the controller per (host Python minor version, architecture, C library) with
+``pip install --target --only-binary :all:`` from a wheelhouse or an index the controller reaches, precompiled
+when the controller has that Python, and packed as ``<key>/pythonX.Y/...``. Hosts only unpack it: no venv, no
+pip resolver, no package index. The key digests every input, so a rerun finds the archive and changes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+DEFAULT_PACKAGES = ("cryptography", "python-pkcs11", "asn1crypto")
+_VERSION = re.compile(r"^3\.[0-9]{1,2}$")
+_GLIBC = re.compile(r"^2\.[0-9]{1,3}$")
+_MACHINE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class RuntimeBuildError(Exception):
+    """A runtime cannot be built; the message names what is missing and how to provide it."""
+
+
+def platforms(machine: str, glibc: str) -> list:
+    """pip --platform tags a host with this architecture and glibc accepts (manylinux 2.17 up to its glibc)."""
+    if not _MACHINE.match(machine or ""):
+        raise RuntimeBuildError(f"host architecture {machine!r} is not a machine name such as x86_64 or aarch64")
+    if not _GLIBC.match(glibc or ""):
+        raise RuntimeBuildError(f"host C library {glibc!r} is not glibc 2.x: prebuilt runtimes need a glibc host "
+                            "(manylinux wheels); use signing_helper_python_deps existing on musl hosts")
+    newest = int(glibc.split(".")[1])
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(newest, 16, -1)]
+    return tags + [f"manylinux2014_{machine}", f"linux_{machine}"]
+
+
+def _sources_fingerprint(wheelhouses, index_url):
+    listing = []
+    for directory in wheelhouses:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            raise RuntimeBuildError(f"wheelhouse {directory} cannot be read ({exc.strerror}): fix the path") from None
+        listing.append([directory, [[n, os.path.getsize(os.path.join(directory, n))] for n in names]])
+    return {"wheelhouses": listing, "index_url": index_url or ""}
+
+
+def runtime_key(python_version, machine, glibc, packages, wheelhouses=(), index_url=None) -> str:
+    """The digest naming an archive: every input that changes its contents."""
+    if not _VERSION.match(python_version or ""):
+        raise RuntimeBuildError(f"host Python version {python_version!r} is not X.Y (e.g. 3.11)")
+    inputs = {"python": python_version, "platforms": platforms(machine, glibc), "packages": sorted(packages),
+              "sources": _sources_fingerprint(wheelhouses, index_url), "format": 1}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _missing(stderr: str):
+    found = re.search(r"No matching distribution found for ([^\s]+)", stderr)
+    return found.group(1) if found else None
+
+
+def _compiler(python_version):
+    """An interpreter of the host's minor version on the controller (bytecode must match the host's)."""
+    if "%d.%d" % sys.version_info[:2] == python_version:
+        return sys.executable
+    return shutil.which(f"python{python_version}")
+
+
+def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, wheelhouses=(), index_url=None,
+          pip_args=()):
+    """The archive for one target, built unless the cache has it: ``{"path", "key", "built", "compiled"}``."""
+    if not wheelhouses and not index_url:
+        raise RuntimeBuildError("no package source: give a wheelhouse directory or an index URL for the runtime")
+    key = runtime_key(python_version, machine, glibc, packages, wheelhouses, index_url)
+    tag = f"cp{python_version.replace('.', '')}-{machine}"
+    path = os.path.join(cache_dir, f"runtime-{tag}-{key}.tar.gz")
+    result = {"path": path, "key": key, "built": False, "python_version": python_version, "machine": machine}
+
+    def cached():
+        try:
+            with open(path + ".json") as info:
+                return dict(result, compiled=json.load(info)["compiled"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    if os.path.isfile(path) and cached():
+        return cached()
+    os.makedirs(cache_dir, mode=0o755, exist_ok=True)
+    import fcntl
+
+    with open(os.path.join(cache_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # forks building the same target wait for the first
+        if os.path.isfile(path) and cached():
+            return cached()
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=cache_dir) as work:
+            target = os.path.join(work, key, f"python{python_version}")
+            command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir",
+                       "--quiet", "--no-compile", "--target", target, "--only-binary", ":all:",
+                       "--implementation", "cp", "--python-version", python_version]
+            for platform_tag in platforms(machine, glibc):
+                command += ["--platform", platform_tag]
+            if index_url:
+                command += ["--index-url", index_url]
+            else:
+                command.append("--no-index")
+            for directory in wheelhouses:
+                command += ["--find-links", directory]
+            command += list(pip_args) + list(packages)
+            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if proc.returncode != 0:
+                missing = _missing(proc.stderr)
+                where = index_url or ", ".join(wheelhouses)
+                if missing:
+                    raise RuntimeBuildError(
+                        f"no wheel of {missing} for CPython {python_version} on {machine} (glibc {glibc}) in {where}: "
+                        f"add one (pip download --only-binary :all: --python-version {python_version} --platform "
+                        f"manylinux_2_17_{machine} -d <wheelhouse> {missing}) or point the runtime at an index that has it")
+                raise RuntimeBuildError(f"pip could not build the runtime for CPython {python_version} on {machine}: "
+                                    + " ".join(proc.stderr.strip().splitlines()[-3:]))
+            compiler = _compiler(python_version)
+            # Unchecked hashes: valid whatever mtimes the hosts' unpacking gives the sources. Without an
+            # interpreter of that version here (or when it fails), the hosts compile after unpacking.
+            compiled = bool(compiler) and subprocess.run(
+                [compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", target],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+            result["compiled"] = compiled
+            partial = path + ".part"
+            with tarfile.open(partial, "w:gz", compresslevel=1) as archive:
+                archive.add(os.path.join(work, key), arcname=key)
+            os.replace(partial, path)
+            with open(path + ".json", "w") as info:
+                json.dump({"compiled": compiled}, info)
+    result["built"] = True
+    return result
