@@ -5,7 +5,7 @@
 
 Made once on the controller per (host Python minor version, architecture, C library) with
 ``pip install --target --only-binary :all:`` from a wheelhouse or an index the controller reaches, precompiled
-when the controller has that Python, and packed as ``<key>/pythonX.Y/...``. The bundled helper's own modules
+when the controller has that Python, and packed as ``<key>/pythonX.Y/...`` plus a ``current`` link to it. The bundled helper's own modules
 (copies of module_utils, with their package path) travel in the same archive. Hosts only unpack it: no venv, no
 pip resolver, no package index. The key digests every input, so a rerun finds the archive and changes nothing.
 """
@@ -74,7 +74,7 @@ def runtime_key(python_version, machine, glibc, packages, wheelhouses=(), index_
         raise RuntimeBuildError(f"host Python version {python_version!r} is not X.Y (e.g. 3.11)")
     inputs = {"python": python_version, "platforms": platforms(machine, glibc), "packages": sorted(packages),
               "sources": _sources_fingerprint(wheelhouses, index_url), "modules": _modules_fingerprint(modules),
-              "format": 1}
+              "format": 2}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -156,8 +156,11 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
             result["compiled"] = compiled
             partial = path + ".part"
+            # "current" points at this runtime once unpacked: a stable import path for later runs' modules.
+            os.symlink(os.path.join(key, f"python{python_version}"), os.path.join(work, "current"))
             with tarfile.open(partial, "w:gz", compresslevel=1) as archive:
                 archive.add(os.path.join(work, key), arcname=key)
+                archive.add(os.path.join(work, "current"), arcname="current")
             os.replace(partial, path)
             with open(path + ".json", "w") as info:
                 json.dump({"compiled": compiled}, info)
