@@ -43,7 +43,9 @@ def main():
         base = baseline_play(inventory, args.forks)
         print(base.summary("baseline (5 tasks)"), flush=True)
         with LocalSite(Path(tmp) / "site") as site:
-            enrol_inventory = with_vars(inventory, site.enrol_vars(), Path(tmp) / "enrol-inventory.json")
+            # rotate.yml reads the enrol_* values from the inventory (its profiles name enrol_token_user).
+            enrol_inventory = with_vars(inventory, site.enrol_vars(enrol_token_user="root"),
+                                        Path(tmp) / "enrol-inventory.json")
             cold = run_play(enrol, enrol_inventory, args.forks)
             print(cold.summary("enrol.yml cold"), flush=True)
             rerun = run_play(enrol, enrol_inventory, args.forks)
