@@ -74,19 +74,26 @@ def install_helper(prefix: Path, runtime: Path) -> Path:
     return command
 
 
-def median_ms(argv, env, runs):
-    """Median wall time and median CPU time (user + sys of the child) in ms; CPU is steadier on a busy machine."""
-    wall, cpu = [], []
+def timed_ms(argv, env):
+    """Wall time and CPU time (user + sys of the child) of one run, in ms; CPU is steadier on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode().strip()}")
+    return wall, (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+
+
+def medians_ms(rows, env, runs):
+    """Median wall and CPU per row; the rows take turns, so a burst of load on the machine hits them all alike."""
+    samples = {label: [] for label, _ in rows}
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wall.append((time.perf_counter() - start) * 1000)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode().strip()}")
-    return statistics.median(wall), statistics.median(cpu)
+        for label, argv in rows:
+            samples[label].append(timed_ms(argv, env))
+    return {label: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+            for label, values in samples.items()}
 
 
 def main():
@@ -146,7 +153,7 @@ def main():
                 rows.append((f"reference {reference}, SoftHSM EC key",
                              [reference] + token_args + ["--private-key", f"{token_uri}?pin-value={token.pin}"]))
                 rows.append((f"reference {reference}, PEM key", [reference] + file_args))
-            results = {label: median_ms(argv, env, opts.runs) for label, argv in rows}
+            results = medians_ms(rows, env, opts.runs)
         finally:
             if ra:
                 ra.stop()
