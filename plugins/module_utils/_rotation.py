@@ -190,7 +190,18 @@ class Rotation:
 
     @property
     def changed(self):
-        return _host_state.merge_state(self.original, self.state)[1]
+        """Whether the host's state changed; the journal a first run starts (nothing due, nothing pending) and
+        fields set to None are bookkeeping, so the first scheduled run after enrol reports no change either."""
+        original = {k: v for k, v in self.original.items() if v is not None}
+        state = {k: v for k, v in self.state.items() if v is not None}
+        journal = state.get("rotation") or {}
+        first_run_skeleton = (
+            "rotation" not in original and set(journal) <= {"current", "discard"} and not journal.get("discard")
+            and journal.get("current", {}).get("name") == journal.get("current", {}).get("key_label")
+            and state.get("rotation_state") in (None, "ok"))
+        if first_run_skeleton:
+            original.update((k, state[k]) for k in ("rotation", "rotation_state") if k in state)
+        return _host_state.merge_state(original, state)[1]
 
     def begin(self, *, host, base_label, pki_dir, chain, renew_before, jitter, force, rekey, now):
         """Decide what this run does on the host; records a new pending generation when one is due.
