@@ -1,9 +1,9 @@
 """The own CA on a CA host of the fleet, as a sliced or containerised rollout needs it (docs/execution-environment.md).
 
-``install_ca(address, site)`` copies a LocalSite's CA (certificate, encrypted key, database) to ``CA_DIRECTORY`` on a
-fleet host and gives it a virtualenv with cryptography from the wheelhouse; ``enrol_ca_vars`` are the enrol
-variables that issue there. ``read_ca(address)`` reads the CA's records back, and ``check_ca`` asserts what a
-rollout must leave behind: a parseable database with unique serials, every issued certificate recorded, signed by
+``install_ca(address, directory)`` copies a CA (certificate, encrypted key, database; e.g. a LocalSite's) to
+``CA_DIRECTORY`` on a fleet host and gives it a virtualenv with cryptography from the wheelhouse;
+``enrol_ca_vars`` are the enrol variables that issue there. ``read_ca(address)`` reads the CA's records back, and
+``check_ca`` asserts what a rollout must leave behind: a parseable database with unique serials, every issued certificate recorded, signed by
 the CA and valid, and a CRL that verifies.
 """
 import dataclasses
@@ -23,7 +23,7 @@ CA_PYTHON_PACKAGES = ("cryptography",)
 
 def ssh(address, command, input=None, check=True, timeout=300):
     proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{address}", command], input=input,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"on {address}: {command!r} rc={proc.returncode}: {proc.stderr.decode()[-2000:]}")
     return proc
@@ -34,14 +34,14 @@ def _tar(directory, names=None):
                           check=True).stdout
 
 
-def install_ca(address, site):
-    """The site's CA, moved to a fleet host: the controller keeps no copy that could issue."""
+def install_ca(address, ca_directory):
+    """A CA directory (certificate, encrypted key, database) copied to a fleet host, with a Python to issue there."""
     wheelhouse = REPO / ".work" / "wheelhouse"
     ssh(address, "mkdir -p /opt/rolesanywhere-ca/wheels && tar -C /opt/rolesanywhere-ca/wheels -x",
         input=_tar(wheelhouse))
     ssh(address, "python3 -m venv /opt/rolesanywhere-ca/venv && /opt/rolesanywhere-ca/venv/bin/pip install -q "
                  "--no-index --find-links /opt/rolesanywhere-ca/wheels " + " ".join(CA_PYTHON_PACKAGES))
-    ssh(address, f"install -d -m 0700 {CA_DIRECTORY} && tar -C {CA_DIRECTORY} -x", input=_tar(site.ca_directory))
+    ssh(address, f"install -d -m 0700 {CA_DIRECTORY} && tar -C {CA_DIRECTORY} -x", input=_tar(ca_directory))
 
 
 def enrol_ca_vars(site, ca_host):
@@ -52,12 +52,13 @@ def enrol_ca_vars(site, ca_host):
 
 
 def write_inventory(fleet_hosts, ca_host, path, enrol_vars, host_vars=None):
-    """Group ``fleet`` (the hosts to enrol) and group ``ca`` (the CA host, its own Python), JSON = YAML."""
+    """Group ``fleet`` (the hosts to enrol) and group ``ca`` (the CA host, its own Python), JSON = YAML. Plays must
+    be limited to ``fleet`` (``--limit`` or ``enrol_hosts=fleet`` as an extra variable): play patterns do not see
+    inventory variables."""
     inventory = json.loads(netns_fleet.write_inventory(fleet_hosts, path, extra_vars=enrol_vars).read_text())
     inventory["all"]["vars"].update(host_vars or {})
-    inventory["all"]["vars"]["enrol_hosts"] = "fleet"
-    inventory["all"]["children"]["ca"] = {"hosts": {ca_host.name: {"ansible_host": ca_host.address,
-                                                                    "ansible_python_interpreter": CA_PYTHON}}}
+    ca_vars = {"ansible_host": ca_host.address, "ansible_python_interpreter": CA_PYTHON}
+    inventory["all"]["children"]["ca"] = {"hosts": {ca_host.name: ca_vars}}
     Path(path).write_text(json.dumps(inventory, indent=2) + "\n")
     return Path(path)
 

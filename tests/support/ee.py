@@ -54,6 +54,8 @@ def container_inventory(inventory_path, path, **overrides):
     host_vars = inventory["all"]["vars"]
     host_vars.pop("ansible_ssh_private_key_file")
     host_vars["ansible_ssh_args"] = "-o ControlMaster=auto -o ControlPersist=60s -o ConnectTimeout=5"
+    # IdentitiesOnly would make ssh ignore the agent's key (no identity file names it).
+    host_vars["ansible_ssh_common_args"] = host_vars["ansible_ssh_common_args"].replace("-o IdentitiesOnly=yes", "")
     host_vars.update(overrides)
     Path(path).write_text(json.dumps(inventory, indent=2) + "\n")
     return Path(path)
@@ -76,9 +78,9 @@ def run_job(private_data_dir, playbook, inventory, image, ident, mounts=(), extr
         cmd += ["--container-volume-mount", mount]
     if limit:
         cmd += ["--limit", ",".join(limit)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), timeout=900, check=False)
     artifacts = pdd / "artifacts" / ident
-    events = [json.loads(p.read_text()) for p in sorted((artifacts / "job_events").glob("*.json"),
-                                                           key=lambda p: int(p.name.split("-", 1)[0]))]
+    event_files = sorted((artifacts / "job_events").glob("*.json"), key=lambda p: int(p.name.split("-", 1)[0]))
+    events = [json.loads(p.read_text()) for p in event_files]
     status = (artifacts / "status").read_text().strip() if (artifacts / "status").is_file() else "missing"
     return Job(rc=proc.returncode, status=status, stdout=proc.stdout + proc.stderr, events=events)

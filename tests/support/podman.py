@@ -76,4 +76,3 @@ def podman(*args, check=True, capture=True, timeout=600, input=None):
 
 def image_exists(tag):
     return podman("image", "exists", tag, check=False).returncode == 0
-

@@ -37,6 +37,5 @@ def ca_site(fleet, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("awx")
     with LocalSite(workdir / "site") as site:
         (ca,) = ca_fleet.hosts
-        ca_host.install_ca(ca.address, site)
+        ca_host.install_ca(ca.address, site.ca_directory)
         yield CASite(ca_fleet, site, ca, workdir)
-

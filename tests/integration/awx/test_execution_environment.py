@@ -53,7 +53,7 @@ def test_enrol_rotate_report_in_the_execution_environment_with_a_ca_host(ca_site
     hosts = fleet(3)
     inventory = ee.container_inventory(ca_site.inventory(hosts.hosts, tmp_path / "fleet.json"),
                                        tmp_path / "inventory.json", enrol_wheelhouse=WHEELHOUSE_MOUNT)
-    enrol = job(tmp_path, "enrol", "enrol.yml", inventory, image)
+    enrol = job(tmp_path, "enrol", "enrol.yml", inventory, image, extravars={"enrol_hosts": "fleet"})
     assert_every_host_ok(enrol, hosts.names)
     records = ca_site.records()
     ca_host.check_ca(records, hosts.names)
@@ -66,7 +66,7 @@ def test_enrol_rotate_report_in_the_execution_environment_with_a_ca_host(ca_site
 
     rotated = hosts.names[1]
     rotate = job(tmp_path, "rotate", "rotate.yml", inventory, image, limit=[rotated],
-                 extravars={"rotate_force": True})
+                 extravars={"rotate_force": True, "enrol_token_user": "root"})
     assert_every_host_ok(rotate, [rotated])
     state = json.loads(hosts.run(rotated, f"cat {STATE}").stdout)
     assert state["rotation"]["current"]["name"] != "rolesanywhere"
@@ -75,7 +75,7 @@ def test_enrol_rotate_report_in_the_execution_environment_with_a_ca_host(ca_site
     assert len(after.database["certificates"]) == len(records.database["certificates"]) + 1
 
     report = job(tmp_path, "report", "report.yml", inventory, image,
-                 extravars={"report_dir": "/runner/project/rolesanywhere-report"})
+                 extravars={"report_hosts": "fleet", "report_dir": "/runner/project/rolesanywhere-report"})
     assert_every_host_ok(report, hosts.names)
     rows = json.loads((tmp_path / "report" / "project" / "rolesanywhere-report" / "report.json").read_text())
     assert {r["host"]: r["status"] for r in rows if r["host"] in hosts.names} == dict.fromkeys(hosts.names, "ok")
