@@ -10,16 +10,14 @@ A reference is any binary taking aws_signing_helper's flags (AWS's own binary). 
 with the PIN as ?pin-value= (AWS's helper cannot read pin-source). Goal (issue 12): cold <= 5x and cached
 <= 1.8x the interpreter's bare start (`python -c pass`), in wall and CPU time (cold <= 3x AWS's binary, cached <= 1x).
 
-The helper runs as hosts run it: installed the way the role signing_helper installs it (bin/ with the
-``-I -S`` shebang, lib/ with the precompiled module_utils, runtime/pythonX.Y with the Python packages), started
-through its shebang. The runtime is the prebuilt archive (module python_runtime) made from the test wheelhouse
-(.work/wheelhouse) for this interpreter's version, kept in .work/runtime-cache, unpacked like hosts unpack it.
+The helper runs as hosts run it: installed the way the role signing_helper installs it (the prebuilt runtime
+archive of module python_runtime, made from the test wheelhouse .work/wheelhouse for this interpreter's version
+with the helper's precompiled module_utils, kept in .work/runtime-cache and unpacked; bin/ with the ``-I -S``
+shebang), started through its shebang.
 """
 import argparse
 import os
-import compileall
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -56,20 +54,17 @@ def unpack_runtime(prefix: Path) -> Path:
     from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _runtime
 
     version = "%d.%d" % sys.version_info[:2]
+    modules = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__signing_helper_modules"]
     built = _runtime.build(version, platform.machine(), platform.libc_ver()[1], str(REPO / ".work" / "runtime-cache"),
-                           wheelhouses=[str(REPO / ".work" / "wheelhouse")])
+                           wheelhouses=[str(REPO / ".work" / "wheelhouse")],
+                           modules=[str(REPO / "plugins" / "module_utils" / name) for name in modules])
     with tarfile.open(built["path"]) as archive:
         archive.extractall(prefix / "runtime")
     return prefix / "runtime" / built["key"] / f"python{version}"
 
 
 def install_helper(prefix: Path, runtime: Path) -> Path:
-    """The helper laid out as the role lays it out on a host; returns the command."""
-    lib = prefix / "lib" / "ansible_collections" / "rolesanywhere" / "fleet" / "plugins" / "module_utils"
-    lib.mkdir(parents=True)
-    for name in yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__signing_helper_modules"]:
-        shutil.copy(REPO / "plugins" / "module_utils" / name, lib / name)
-    compileall.compile_dir(str(prefix / "lib"), quiet=1)
+    """The helper's command as the role writes it on a host."""
     command = prefix / "bin" / "rolesanywhere-credential-helper"
     command.parent.mkdir()
     source = (ROLE / "files" / "rolesanywhere-credential-helper").read_text().split("\n", 1)[1]
@@ -79,19 +74,26 @@ def install_helper(prefix: Path, runtime: Path) -> Path:
     return command
 
 
-def median_ms(argv, env, runs):
-    """Median wall time and median CPU time (user + sys of the child) in ms; CPU is steadier on a busy machine."""
-    wall, cpu = [], []
+def timed_ms(argv, env):
+    """Wall time and CPU time (user + sys of the child) of one run, in ms; CPU is steadier on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode().strip()}")
+    return wall, (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+
+
+def medians_ms(rows, env, runs):
+    """Median wall and CPU per row; the rows take turns, so a burst of load on the machine hits them all alike."""
+    samples = {label: [] for label, _ in rows}
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wall.append((time.perf_counter() - start) * 1000)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode().strip()}")
-    return statistics.median(wall), statistics.median(cpu)
+        for label, argv in rows:
+            samples[label].append(timed_ms(argv, env))
+    return {label: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+            for label, values in samples.items()}
 
 
 def main():
@@ -151,7 +153,7 @@ def main():
                 rows.append((f"reference {reference}, SoftHSM EC key",
                              [reference] + token_args + ["--private-key", f"{token_uri}?pin-value={token.pin}"]))
                 rows.append((f"reference {reference}, PEM key", [reference] + file_args))
-            results = {label: median_ms(argv, env, opts.runs) for label, argv in rows}
+            results = medians_ms(rows, env, opts.runs)
         finally:
             if ra:
                 ra.stop()

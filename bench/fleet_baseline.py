@@ -50,6 +50,7 @@ class PlayFigures:
     machine_cpu_seconds: float  # everything on the machine: controller plus the hosts' sshd/python
     changed: int  # total changed tasks over all hosts
     failed_hosts: int
+    failures: list = dataclasses.field(default_factory=list)  # the first "fatal:" lines, to see why
 
     @property
     def cpu_seconds_per_host(self):
@@ -94,6 +95,7 @@ def run_play(playbook, inventory, forks=10, extra_args=(), env=None, close_maste
         machine_cpu_seconds=_machine_busy_seconds() - busy_before,
         changed=sum(int(c) for c, _, _ in recap),
         failed_hosts=sum(1 for _, u, f in recap if int(u) or int(f)),
+        failures=[line[:600] for line in proc.stdout.splitlines() if line.startswith(("fatal:", "failed:"))][:3],
     )
 
 

@@ -164,9 +164,9 @@ def parse_credential_process(argv):
     (help, an unknown or abbreviated flag, a missing or odd value, another subcommand)."""
     if not argv or argv[0] != "credential-process":
         return None
-    values = {_attribute(flag): default for flag, default, _ in COMMON_FLAGS}
+    values = {_attribute(flag): default for flag, default, _help in COMMON_FLAGS}
     values.update((_attribute(flag), default) for flag, default in UNSUPPORTED_FLAGS)
-    kinds = {flag: type(default) for flag, default, _ in COMMON_FLAGS}
+    kinds = {flag: type(default) for flag, default, _help in COMMON_FLAGS}
     index = 1
     while index < len(argv):
         flag, equals, value = argv[index].partition("=")

@@ -134,8 +134,8 @@ def pem_blocks(data: bytes):
     """``[(label, der), ...]`` for every ``-----BEGIN label-----`` block."""
     blocks = []
     for chunk in data.split(b"-----BEGIN ")[1:]:
-        label, _, rest = chunk.partition(b"-----")
-        body, end, _ = rest.partition(b"-----END ")
+        label, _sep, rest = chunk.partition(b"-----")
+        body, end, _tail = rest.partition(b"-----END ")
         if not end:
             raise DerError("unterminated PEM block")
         lines = [line for line in body.split(b"\n") if line.strip() and b":" not in line]

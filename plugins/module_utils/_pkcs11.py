@@ -643,6 +643,58 @@ def _public_key_hash(public_key):
     return hashlib.sha1(material).digest()  # an identifier, not a security function
 
 
+@contextmanager
+def key_creation_lock(spec, wait=300.0, clock=None, sleep=None):
+    """Serialise find-or-create of keys on one token between processes (two enrolments at once).
+
+    The lock is an flock on the PIN file: only its owner and root can open it, so no other local user can hold
+    it. Without a PIN file there is nothing private to lock and the body runs unlocked. A holder killed with
+    SIGKILL releases the lock with its process.
+    """
+    import fcntl
+    import time
+
+    if spec.pin_file is None:
+        yield
+        return
+    clock, sleep = clock or time.monotonic, sleep or time.sleep
+    try:
+        fd = os.open(spec.pin_file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise TokenError("cannot read pin_file %s: %s" % (spec.pin_file, exc.strerror)) from None
+    try:
+        deadline = clock() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if clock() > deadline:
+                    raise TokenError("another run has been creating keys on token %r for %.0f s (it holds the lock "
+                                     "on %s): let it finish, or stop it, then run again"
+                                     % (spec.token_label, wait, spec.pin_file)) from None
+                sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+def orphan_public_keys(session, label):
+    """Public keys labelled ``label`` whose private half is missing (a run killed inside key generation)."""
+    check_key_label(label)
+    with TOKEN_LOCK:
+        privates = {bytes(obj[Attribute.ID]) for obj in session.get_objects(
+            {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})}
+        return [obj for obj in session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label})
+                if bytes(obj[Attribute.ID]) not in privates]
+
+
+def destroy_objects(objects):
+    with TOKEN_LOCK:
+        for obj in objects:
+            obj.destroy()
+
+
 def destroy_keypair(keypair):
     with TOKEN_LOCK:
         for obj in (keypair.private, keypair.public):

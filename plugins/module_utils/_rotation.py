@@ -190,7 +190,18 @@ class Rotation:
 
     @property
     def changed(self):
-        return _host_state.merge_state(self.original, self.state)[1]
+        """Whether the host's state changed; the journal a first run starts (nothing due, nothing pending) and
+        fields set to None are bookkeeping, so the first scheduled run after enrol reports no change either."""
+        original = {k: v for k, v in self.original.items() if v is not None}
+        state = {k: v for k, v in self.state.items() if v is not None}
+        journal = state.get("rotation") or {}
+        first_run_skeleton = (
+            "rotation" not in original and set(journal) <= {"current", "discard"} and not journal.get("discard")
+            and journal.get("current", {}).get("name") == journal.get("current", {}).get("key_label")
+            and state.get("rotation_state") in (None, "ok"))
+        if first_run_skeleton:
+            original.update((k, state[k]) for k in ("rotation", "rotation_state") if k in state)
+        return _host_state.merge_state(original, state)[1]
 
     def begin(self, *, host, base_label, pki_dir, chain, renew_before, jitter, force, rekey, now):
         """Decide what this run does on the host; records a new pending generation when one is due.
@@ -312,16 +323,30 @@ def read_certificate(path):
                             "or fix rotate_key_label / rotate_pki_dir") from None
 
 
-def read_profile_command(config_path, profile):
-    """The credential_process line of ``profile`` in an AWS config file."""
+def read_profile_command(config_path, profile, uid):
+    """The credential_process line of ``profile`` in the AWS config file of the user ``uid``, read without
+    following that user's links (root must not run another user's command line, which may hold a PIN)."""
     import configparser
+
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files as files
 
     parser = configparser.RawConfigParser()
     try:
-        with open(config_path, encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except FileNotFoundError:
+        directory, name = files.split(config_path)
+        fd = files.open_directory(directory, uid)
+        try:
+            data = files.read_file(fd, name, uid, config_path)
+        finally:
+            os.close(fd)
+        if data is None:
+            raise FileNotFoundError
+        parser.read_string(data.decode("utf-8", "replace"), source=config_path)
+    except (FileNotFoundError, files.MissingDirectory):
         raise RotationError(f"{config_path} is missing: the profile {profile!r} was never written") from None
+    except files.UnsafePath as exc:
+        raise RotationError(str(exc)) from None
+    except configparser.Error as exc:
+        raise RotationError(f"{config_path} is not a valid AWS config file ({exc.message.splitlines()[0]}): fix it") from None
     section = "default" if profile == "default" else f"profile {profile}"
     if not parser.has_option(section, "credential_process"):
         raise RotationError(f"profile {profile!r} in {config_path} has no credential_process line")
@@ -333,8 +358,8 @@ def run_credential_process(user, config_path, profile, timeout=60):
 
     Raises RotationError with the helper's own message when it gives no credentials.
     """
-    command = read_profile_command(config_path, profile)
     account = pwd.getpwnam(user)
+    command = read_profile_command(config_path, profile, account.pw_uid)
 
     def become():
         if os.geteuid() == 0 and account.pw_uid != 0:

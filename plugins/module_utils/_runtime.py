@@ -5,7 +5,8 @@
 
 Made once on the controller per (host Python minor version, architecture, C library) with
 ``pip install --target --only-binary :all:`` from a wheelhouse or an index the controller reaches, precompiled
-when the controller has that Python, and packed as ``<key>/pythonX.Y/...``. Hosts only unpack it: no venv, no
+when the controller has that Python, and packed as ``<key>/pythonX.Y/...`` plus a ``current`` link to it. The bundled helper's own modules
+(copies of module_utils, with their package path) travel in the same archive. Hosts only unpack it: no venv, no
 pip resolver, no package index. The key digests every input, so a rerun finds the archive and changes nothing.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ def platforms(machine: str, glibc: str) -> list:
         raise RuntimeBuildError(f"host architecture {machine!r} is not a machine name such as x86_64 or aarch64")
     if not _GLIBC.match(glibc or ""):
         raise RuntimeBuildError(f"host C library {glibc!r} is not glibc 2.x: prebuilt runtimes need a glibc host "
-                            "(manylinux wheels); use signing_helper_python_deps existing on musl hosts")
+                                "(manylinux wheels); use signing_helper_python_deps existing on musl hosts")
     newest = int(glibc.split(".")[1])
     tags = [f"manylinux_2_{minor}_{machine}" for minor in range(newest, 16, -1)]
     return tags + [f"manylinux2014_{machine}", f"linux_{machine}"]
@@ -53,12 +54,27 @@ def _sources_fingerprint(wheelhouses, index_url):
     return {"wheelhouses": listing, "index_url": index_url or ""}
 
 
-def runtime_key(python_version, machine, glibc, packages, wheelhouses=(), index_url=None) -> str:
+MODULE_UTILS = os.path.join("ansible_collections", "rolesanywhere", "fleet", "plugins", "module_utils")
+
+
+def _modules_fingerprint(modules):
+    digests = []
+    for path in modules:
+        try:
+            with open(path, "rb") as fh:
+                digests.append([os.path.basename(path), hashlib.sha256(fh.read()).hexdigest()])
+        except OSError as exc:
+            raise RuntimeBuildError(f"module file {path} cannot be read ({exc.strerror})") from None
+    return digests
+
+
+def runtime_key(python_version, machine, glibc, packages, wheelhouses=(), index_url=None, modules=()) -> str:
     """The digest naming an archive: every input that changes its contents."""
     if not _VERSION.match(python_version or ""):
         raise RuntimeBuildError(f"host Python version {python_version!r} is not X.Y (e.g. 3.11)")
     inputs = {"python": python_version, "platforms": platforms(machine, glibc), "packages": sorted(packages),
-              "sources": _sources_fingerprint(wheelhouses, index_url), "format": 1}
+              "sources": _sources_fingerprint(wheelhouses, index_url), "modules": _modules_fingerprint(modules),
+              "format": 2}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -75,11 +91,14 @@ def _compiler(python_version):
 
 
 def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, wheelhouses=(), index_url=None,
-          pip_args=()):
-    """The archive for one target, built unless the cache has it: ``{"path", "key", "built", "compiled"}``."""
+          modules=(), pip_args=()):
+    """The archive for one target, built unless the cache has it: ``{"path", "key", "built", "compiled"}``.
+
+    ``modules`` are module_utils files installed under their package path next to the packages.
+    """
     if not wheelhouses and not index_url:
         raise RuntimeBuildError("no package source: give a wheelhouse directory or an index URL for the runtime")
-    key = runtime_key(python_version, machine, glibc, packages, wheelhouses, index_url)
+    key = runtime_key(python_version, machine, glibc, packages, wheelhouses, index_url, modules)
     tag = f"cp{python_version.replace('.', '')}-{machine}"
     path = os.path.join(cache_dir, f"runtime-{tag}-{key}.tar.gz")
     result = {"path": path, "key": key, "built": False, "python_version": python_version, "machine": machine}
@@ -114,7 +133,7 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
             for directory in wheelhouses:
                 command += ["--find-links", directory]
             command += list(pip_args) + list(packages)
-            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
             if proc.returncode != 0:
                 missing = _missing(proc.stderr)
                 where = index_url or ", ".join(wheelhouses)
@@ -124,17 +143,24 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
                         f"add one (pip download --only-binary :all: --python-version {python_version} --platform "
                         f"manylinux_2_17_{machine} -d <wheelhouse> {missing}) or point the runtime at an index that has it")
                 raise RuntimeBuildError(f"pip could not build the runtime for CPython {python_version} on {machine}: "
-                                    + " ".join(proc.stderr.strip().splitlines()[-3:]))
+                                        + " ".join(proc.stderr.strip().splitlines()[-3:]))
+            if modules:
+                os.makedirs(os.path.join(target, MODULE_UTILS))
+                for module_file in modules:
+                    shutil.copy(module_file, os.path.join(target, MODULE_UTILS, os.path.basename(module_file)))
             compiler = _compiler(python_version)
             # Unchecked hashes: valid whatever mtimes the hosts' unpacking gives the sources. Without an
             # interpreter of that version here (or when it fails), the hosts compile after unpacking.
             compiled = bool(compiler) and subprocess.run(
                 [compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", target],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
             result["compiled"] = compiled
             partial = path + ".part"
+            # "current" points at this runtime once unpacked: a stable import path for later runs' modules.
+            os.symlink(os.path.join(key, f"python{python_version}"), os.path.join(work, "current"))
             with tarfile.open(partial, "w:gz", compresslevel=1) as archive:
                 archive.add(os.path.join(work, key), arcname=key)
+                archive.add(os.path.join(work, "current"), arcname="current")
             os.replace(partial, path)
             with open(path + ".json", "w") as info:
                 json.dump({"compiled": compiled}, info)

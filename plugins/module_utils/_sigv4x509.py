@@ -14,7 +14,8 @@ or RSA PKCS#1 v1.5), hex encoded; ``Credential=`` carries the certificate serial
 
 Any cryptography private key object signs, including token-backed keys whose ``sign()`` runs on a
 PKCS#11 token, and so does any object with ``sigv4_sign(data)`` and ``public_key_material()``
-(_token_signer.TokenKey). Certificates are cryptography certificates or _der.Certificate objects. ``get_caller_identity`` proves the credentials with sts:GetCallerIdentity (plain SigV4), so
+(_token_signer.TokenKey). Certificates are cryptography certificates or _der.Certificate objects.
+``get_caller_identity`` proves the credentials with sts:GetCallerIdentity (plain SigV4), so
 hosts need no boto3.
 """
 from __future__ import annotations
@@ -318,10 +319,10 @@ def load_chain_file(path: str) -> list:
         blocks = _der.pem_blocks(data)
     except ValueError:
         blocks = []
-    if not blocks or any(label != "CERTIFICATE" for label, _ in blocks):
+    if not blocks or any(label != "CERTIFICATE" for label, _der_bytes in blocks):
         raise ConfigurationError(f"invalid certificate chain in {path}: every PEM block must be a CERTIFICATE")
     try:
-        return [_der.Certificate(der) for _, der in blocks]
+        return [_der.Certificate(der) for _label, der in blocks]
     except ValueError:
         raise ConfigurationError(f"invalid certificate chain in {path}: a certificate does not parse") from None
 
@@ -495,7 +496,7 @@ def _read_head(stream):
         line = stream.readline(65537).decode("latin-1")
         if line in ("\r\n", "\n", ""):
             return int(parts[1]), headers
-        name, _, value = line.partition(":")
+        name, _sep, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
 
 
@@ -540,7 +541,7 @@ def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
             authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
             with sock.makefile("rb") as stream:
-                status, _ = _read_head(stream)
+                status, _headers = _read_head(stream)
             if status != 200:
                 raise _MalformedResponse(f"the proxy refused the tunnel (HTTP {status})")
         if url.scheme == "https":
@@ -666,7 +667,7 @@ def get_caller_identity(
     headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={session.access_key_id}/"
                                 f"{credential_scope(date, region, 'sts')}, SignedHeaders={signed_headers}, "
                                 f"Signature={signature}")
-    status, _, answer = _post(url, path, body, headers, "STS", ca_bundle, verify, timeout, False)
+    status, _headers, answer = _post(url, path, body, headers, "STS", ca_bundle, verify, timeout, False)
     try:
         document = ElementTree.fromstring(answer)
     except ElementTree.ParseError:

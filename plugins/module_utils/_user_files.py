@@ -146,7 +146,7 @@ def read_file(dir_fd, name, uid, path, limit=1 << 20, private=False):
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePath(f"{path} is a symbolic link: root does not follow links it did not create; remove it "
-                             "(the module writes a regular file)") from None
+                             "or replace it with a regular file") from None
         raise UnsafePath(f"cannot read {path}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
@@ -168,11 +168,24 @@ def read_file(dir_fd, name, uid, path, limit=1 << 20, private=False):
         os.close(fd)
 
 
+def _remove_stale_temporaries(dir_fd, name, age=60.0):
+    """Temporary files of an earlier run killed before its rename (SIGKILL runs no cleanup)."""
+    import time
+
+    prefix, cutoff = f".{name}.", time.time() - age
+    for entry in os.listdir(dir_fd):
+        if entry.startswith(prefix) and entry.endswith(".tmp"):
+            info = entry_stat(dir_fd, entry)
+            if info is not None and stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                os.unlink(entry, dir_fd=dir_fd)
+
+
 def write_file(dir_fd, name, data, mode, uid, gid, path):
     """Replace ``name`` by a new regular file (mode, owner set before it appears); never writes through a link."""
     existing = entry_stat(dir_fd, name)
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise UnsafePath(f"{path} is a directory: remove it or fix the path")
+    _remove_stale_temporaries(dir_fd, name)
     temporary = f".{name}.{secrets.token_hex(6)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)

@@ -14,6 +14,10 @@ description:
     the attributes back and fails if the token did not honour them. The private key never leaves the token.
   - An existing key pair with the same label and the same type and curve/size is kept (changed=false). A key
     pair of another type is an error unless O(force=true), which replaces it.
+  - With O(pin_file), finding and creating the key happens under an exclusive lock on that file, so two runs at
+    once (two C(enrol.yml) against one host) create one key; the second waits (up to 300 s) and finds it. Public
+    keys left without their private half by a run killed inside key generation are destroyed before a new key is
+    generated.
 author:
   - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 extends_documentation_fragment:
@@ -129,6 +133,13 @@ attributes:
   type: dict
   sample: {sensitive: true, extractable: false, always_sensitive: true, never_extractable: true, local: true,
            token: true, private: true}
+orphans_removed:
+  description:
+    - Public keys with this label and no private half (left by a run killed inside key generation), destroyed
+      before the new key was generated.
+  returned: when a key was generated
+  type: int
+  sample: 0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -218,9 +229,13 @@ def ensure(module, session):
 
     if existing is not None:
         _pkcs11.destroy_keypair(existing)
+    # A run killed inside key generation may have left a public half: it would pair with nothing.
+    orphans = _pkcs11.orphan_public_keys(session, label)
+    _pkcs11.destroy_objects(orphans)
     keypair = _pkcs11.generate_keypair(session, label, key_type, curve, size, key_id)
     described = _describe(keypair, token_label)
-    return dict(changed=True, diff=dict(before=before, after=_summary(described)), **described)
+    return dict(changed=True, diff=dict(before=before, after=_summary(described)), orphans_removed=len(orphans),
+                **described)
 
 
 def _kind(summary):
@@ -252,7 +267,8 @@ def main():
         if module.params["state"] == "present":
             _pkcs11.check_key_request(module.params["key_type"], module.params["curve"], module.params["size"])
         spec = token_spec_from_params(module.params)
-        with _pkcs11.open_token_session(spec, rw=not module.check_mode) as session:
+        # Two runs at once (two enrol.yml against one host) must not both find no key and both create one.
+        with _pkcs11.key_creation_lock(spec), _pkcs11.open_token_session(spec, rw=not module.check_mode) as session:
             result = ensure(module, session)
     except _pkcs11.TokenError as exc:
         module.fail_json(msg=str(exc))

@@ -47,6 +47,13 @@ options:
     type: list
     elements: str
     default: [cryptography, python-pkcs11, asn1crypto]
+  modules:
+    description:
+      - Controller files of the collection's module_utils to ship in the archive under their package path
+        (C(ansible_collections/rolesanywhere/fleet/plugins/module_utils/)), for the bundled helper.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -54,8 +61,6 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to compare; the archive is new or unchanged.
-seealso:
-  - role: rolesanywhere.fleet.signing_helper
 """
 
 EXAMPLES = r"""
@@ -116,6 +121,7 @@ def main():
             wheelhouse=dict(type="list", elements="path", default=[]),
             index_url=dict(type="str"),
             packages=dict(type="list", elements="str", default=list(_runtime.DEFAULT_PACKAGES)),
+            modules=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -127,12 +133,14 @@ def main():
                 continue
             seen.add(target)
             if module.check_mode:
-                key = _runtime.runtime_key(*target, params["packages"], params["wheelhouse"], params["index_url"])
+                key = _runtime.runtime_key(*target, params["packages"], params["wheelhouse"], params["index_url"],
+                                           params["modules"])
                 results.append(dict(python_version=target[0], machine=target[1], key=key, path="",
                                     built=False, compiled=False))
                 continue
             results.append(_runtime.build(*target, cache_dir=params["cache_dir"], packages=params["packages"],
-                                          wheelhouses=params["wheelhouse"], index_url=params["index_url"]))
+                                          wheelhouses=params["wheelhouse"], index_url=params["index_url"],
+                                          modules=params["modules"]))
     except _runtime.RuntimeBuildError as exc:
         module.fail_json(msg=str(exc), targets=results)
     module.exit_json(changed=any(item["built"] for item in results), targets=results,

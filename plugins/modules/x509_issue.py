@@ -25,6 +25,9 @@ description:
     CRLs and reports.
   - Unchanged when O(path) already holds a certificate from this CA for the CSR's public key, subject and
     subjectAltName, not revoked, with more than O(renew_before_days) left.
+  - O(requests) issues a batch (for example every host of a play) in one run on the CA host, each request
+    checked and issued exactly as a single one; a failed request is reported in RV(results) without stopping
+    the others.
 author:
   - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 requirements:
@@ -35,9 +38,8 @@ extends_documentation_fragment:
   - rolesanywhere.fleet.attributes
 options:
   path:
-    description: Where the issued certificate (PEM) is written. Its directory must exist.
+    description: Where the issued certificate (PEM) is written. Its directory must exist. Required without O(requests).
     type: path
-    required: true
   csr_path:
     description: CSR file (PEM or DER). Exactly one of O(csr_path) and O(csr).
     type: path
@@ -81,6 +83,34 @@ options:
     description: Issue a new certificate even when the current one is fine.
     type: bool
     default: false
+  requests:
+    description:
+      - Several certificates in one run; each entry takes O(path), O(csr) or O(csr_path), O(subject),
+        O(subject_alt_name) and O(force), the other options apply to all. Excludes those options at the top level.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: As O(path).
+        type: path
+        required: true
+      csr:
+        description: As O(csr).
+        type: str
+      csr_path:
+        description: As O(csr_path).
+        type: path
+      subject:
+        description: As O(subject).
+        type: raw
+      subject_alt_name:
+        description: As O(subject_alt_name).
+        type: list
+        elements: str
+      force:
+        description: As O(force).
+        type: bool
+        default: false
 notes:
   - In check mode, when O(ca_cert_path) does not exist yet (an earlier task of the run would create it), the
     module reports a change and returns only RV(reasons).
@@ -139,9 +169,16 @@ lock_wait_seconds:
   type: float
 reasons:
   description: Why a new certificate was issued; empty when unchanged.
-  returned: success
+  returned: success, without O(requests)
   type: list
   elements: str
+results:
+  description:
+    - With O(requests), one entry per request in order; the single-request return values plus C(path), C(changed),
+      and C(refused) with C(msg) for a request that was refused.
+  returned: with O(requests)
+  type: list
+  elements: dict
 """
 
 import os
@@ -157,7 +194,7 @@ from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _x509_r
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="path"),
             csr_path=dict(type="path"),
             csr=dict(type="str"),
             ca_cert_path=dict(type="path", required=True),
@@ -169,18 +206,48 @@ def main():
             subject=dict(type="raw"),
             subject_alt_name=dict(type="list", elements="str"),
             force=dict(type="bool", default=False),
+            requests=dict(type="list", elements="dict", options=REQUEST_OPTIONS,
+                          mutually_exclusive=[("csr_path", "csr")], required_one_of=[("csr_path", "csr")]),
         ),
-        mutually_exclusive=[("csr_path", "csr")],
-        required_one_of=[("csr_path", "csr")],
+        mutually_exclusive=[("csr_path", "csr", "requests"), ("path", "requests"), ("subject", "requests"),
+                            ("subject_alt_name", "requests")],
+        required_one_of=[("csr_path", "csr", "requests")],
+        required_by={"csr": "path", "csr_path": "path"},
         supports_check_mode=True,
     )
     require_cryptography(module)
     try:
         _ca.require_cryptography()
-        result = issue(module, module.params)
+        if module.params["requests"] is None:
+            result = issue(module, module.params)
+        else:
+            result = issue_batch(module, module.params)
     except _ca.CAError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
+
+
+REQUEST_OPTIONS = dict(
+    path=dict(type="path", required=True),
+    csr=dict(type="str"),
+    csr_path=dict(type="path"),
+    subject=dict(type="raw"),
+    subject_alt_name=dict(type="list", elements="str"),
+    force=dict(type="bool", default=False),
+)
+
+
+def issue_batch(module, p):
+    """Every request through issue(), the same checks as a single run; one refusal does not stop the others."""
+    results = []
+    for request in p["requests"]:
+        try:
+            result = issue(module, dict(p, **request))
+        except _ca.CAError as exc:
+            # Not "failed": Ansible would fail the whole task from one item of a "results" list.
+            result = dict(changed=False, refused=True, msg=str(exc))
+        results.append(dict(result, path=request["path"]))
+    return dict(changed=any(r["changed"] for r in results), results=results)
 
 
 def expected_identity(p):

@@ -9,7 +9,7 @@ import subprocess
 from tests.fleet import netns_fleet
 
 # One SoftHSM2 host per release, then the TPM host (swtpm entered Debian with bookworm: no TPM on bullseye).
-SOFTHSM_RELEASES = ["bullseye", "bookworm", "trixie"]
+SOFTHSM_RELEASES = ("bullseye", "bookworm", "trixie")
 TPM_RELEASE = "bookworm"
 TPM_SOCKET = "/run/swtpm/dbus.sock"
 # Where the software TPM's tpm2-abrmd listens, for the token role and the tools (start_swtpm.sh).
@@ -25,7 +25,7 @@ START_SWTPM = netns_fleet.REPO / "extensions" / "molecule" / "enrol_shared" / "s
 def ssh(host, command, check=True, timeout=120):
     """Run a shell command on a fleet host; returns the CompletedProcess."""
     proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{host.address}", command],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"on {host.name}: {command!r} failed rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -35,7 +35,7 @@ def start_swtpm(host):
     """swtpm + a private D-Bus bus + tpm2-abrmd inside the host's namespaces (they end with the host)."""
     with START_SWTPM.open("rb") as script:
         proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{host.address}", "sh -s"],
-                              stdin=script, capture_output=True, timeout=60)
+                              stdin=script, capture_output=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"swtpm did not start on {host.name}: {proc.stderr.decode(errors='replace')}")
 

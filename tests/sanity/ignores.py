@@ -20,6 +20,7 @@ REASONS = {
     "pylint:consider-using-from-import": "dev tool: import style of a test helper",
     "pylint:unnecessary-lambda-assignment": "dev tool: a one-line test helper",
     "pylint:repeated-keyword": "dev tool: pylint misreads **dict(defaults, key=value) overrides as repeated keywords",
+    "pylint:dangerous-default-value": "dev tool: a module-level constant default that the function only reads",
     "pylint:trailing-newlines": "dev tool: formatting only",
     "pep8:E127": "dev tool: continuation-line alignment (formatting only)",
     "pep8:E128": "dev tool: continuation-line alignment (formatting only)",

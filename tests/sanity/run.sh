@@ -32,5 +32,7 @@ git init -q && git add -A
 
 export PATH="$REPO/$VENV/bin:$PATH"
 python_version=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-ansible-test sanity --local --python "$python_version" --color no
-ansible-test units --local --python "$python_version" --color no
+status=0
+ansible-test sanity --local --python "$python_version" --color no || status=1
+ansible-test units --local --python "$python_version" --color no || status=1
+exit $status

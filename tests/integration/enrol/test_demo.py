@@ -25,11 +25,11 @@ def test_demo_enrols_proves_reports_and_tears_down():
     assert out.count(" ok ") >= 4  # the report table: every host ok
     # one line per host: release, Python, token, the helper auto chose (and why)
     fleet = re.findall(r"^\s+fl\d+\s+(Debian \d+)\s+Python (\S+)\s+token (\S+)\s+helper (\S+) \(auto: (.*)\)$", out, re.M)
-    assert sorted((debian, python[:4], token) for debian, python, token, _, _ in fleet) == [
+    assert sorted((line[0], line[1][:4], line[2]) for line in fleet) == [
         ("Debian 11", "3.9.", "softhsm2"), ("Debian 12", "3.11", "softhsm2"), ("Debian 12", "3.11", "tpm2"),
         ("Debian 13", "3.13", "softhsm2")]
-    assert all(impl == "python" for _, _, _, impl, _ in fleet)
-    assert [why for debian, _, _, _, why in fleet if debian == "Debian 11"] == [
+    assert all(line[3] == "python" for line in fleet)
+    assert [line[4] for line in fleet if line[0] == "Debian 11"] == [
         "x86_64, glibc 2.31: glibc 2.31 is older than the glibc 2.34 aws_signing_helper 1.5.0 needs"]
     hosts = [name for name, _ in arns]
     state = netns_fleet.status()

@@ -41,6 +41,9 @@ def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):
 
     third = run_playbook(ENROL, inventory=str(enrol_site.inventory))
     assert all(v["changed"] == 0 and v["failed"] == 0 for v in recap(third.stdout).values()), third.stdout[-6000:]
+    # Every enrolment step again (not only the converged-host check), in check mode: nothing would change.
+    checked = run_playbook(ENROL, inventory=str(enrol_site.inventory), args=["--check", "-e", "enrol_skip_converged=false"])
+    assert all(v["changed"] == 0 and v["failed"] == 0 for v in recap(checked.stdout).values()), checked.stdout[-6000:]
 
     for name in names:
         identity = fleet.run(name, ["aws", "sts", "get-caller-identity", "--profile", "ra",
@@ -49,6 +52,10 @@ def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):
         assert arn.startswith(f"arn:aws:sts::{site.ra.account}:assumed-role/{site.arns['role_arn'].rsplit('/', 1)[1]}/")
         assert_keys_never_leave_the_token(fleet, name)
         assert_no_readable_file_holds_a_secret(fleet.upper(name), site.secrets())
+        # The hosts reach no package index: they got the controller's prebuilt runtime, no virtualenv or pip run.
+        runtime = fleet.run(name, "ls -d /opt/rolesanywhere-fleet/runtime/current/pkcs11 /opt/rolesanywhere-fleet/venv",
+                            check=False)
+        assert "runtime/current/pkcs11" in runtime.stdout and "venv" not in runtime.stdout, runtime.stdout
 
 
 def test_enrol_after_a_rotation_keeps_the_rotated_generation(enrol_site):

@@ -33,8 +33,9 @@ def mixed_fleet(tmp_path_factory):
     try:
         workdir = tmp_path_factory.mktemp("mixed")
         with LocalSite(workdir / "site") as site:
+            # enrol_token_user named: rotate.yml reads the profiles (they refer to it) without the enrol role.
             inventory = mixed.write_inventory(hosts, tpm_hosts, workdir / "inventory.yml", site.enrol_vars(
-                enrol_helper_impl="auto", signing_helper_aws_url_template=""))
+                enrol_helper_impl="auto", signing_helper_aws_url_template="", enrol_token_user="root"))
             enrolment = run_playbook(ENROL, inventory=str(inventory), check=False)
             yield MixedFleet(hosts, tpm_hosts, site, inventory, enrolment)
     finally:

@@ -125,26 +125,26 @@ def stand_in_release(tmp_path):
 def test_auto_picks_per_host_and_aws_names_glibc_where_it_cannot_run(mixed_fleet, tmp_path):
     binary, sha = stand_in_release(tmp_path)
     softhsm = [h for h in mixed_fleet.hosts if h not in mixed_fleet.tpm_hosts]
-    # The enrolled virtualenv is the bundled helper's Python here: no second install.
     common = {"signing_helper_prefix": "/opt/ra-auto", "signing_helper_bin_dir": "/opt/ra-auto/bin",
               "signing_helper_aws_src": str(binary), "signing_helper_aws_sha256": sha,
-              "signing_helper_python_deps": "existing",
-              "signing_helper_python": "/opt/rolesanywhere-fleet/venv/bin/python"}
+              "signing_helper_wheelhouse": str(REPO / ".work" / "wheelhouse")}
 
     def apply(hosts, **variables):
         return run_playbook(SIGNING_HELPER, inventory=str(mixed_fleet.inventory), extra_vars={**common, **variables},
                             args=["--limit", ",".join(h.name for h in hosts)], check=False)
 
     auto = apply(softhsm, signing_helper_impl="auto")
-    assert all(r["failed"] == 0 for r in recap(auto.stdout).values()), auto.stdout[-6000:]
-    choices = {name: (selected, why) for name, _, selected, why in AUTO_CHOICE.findall(auto.stdout)}
+    results = recap(auto.stdout)
+    assert set(results) == {h.name for h in softhsm}, auto.stdout[-3000:] + auto.stderr[-3000:]
+    assert all(r["failed"] == 0 for r in results.values()), auto.stdout[-6000:]
+    choices = {match[0]: match[2:] for match in AUTO_CHOICE.findall(auto.stdout)}  # name: (selected, why)
+    commands = {"aws": ("aws_signing_helper", "1.5.0"), "python": ("rolesanywhere-credential-helper", "0.1.0")}
     for host in softhsm:
         selected = "python" if host.release == "bullseye" else "aws"
         assert choices[host.name][0] == selected, (host.release, choices[host.name])
         assert f"glibc {EXPECTED[host.release][2]}" in choices[host.name][1]
-        version = mixed.ssh(host, "/opt/ra-auto/bin/" + ("aws_signing_helper" if selected == "aws" else
-                                                          "rolesanywhere-credential-helper") + " version").stdout
-        assert version.strip() == ("1.5.0" if selected == "aws" else "0.1.0"), (host.release, version)
+        command, version = commands[selected]
+        assert mixed.ssh(host, f"/opt/ra-auto/bin/{command} version").stdout.strip() == version, host.release
 
     bullseye = mixed_fleet.by_release("bullseye")
     mixed.ssh(bullseye, "rm -f /opt/ra-auto/bin/aws_signing_helper")

@@ -1,6 +1,7 @@
 """On a fleet host: enrol.yml leaves the metrics in node_exporter's Debian directory, Debian's
 prometheus-node-exporter (run as its own user, listening on the host's bridge address only) serves them to the
-controller, promtool accepts the scrape; report.yml joins what ra_local saw of the host's certificate."""
+controller, promtool accepts the scrape, a failed proof shows in the next scrape; report.yml joins what ra_local saw
+of the host's certificate."""
 import calendar
 import json
 import time
@@ -49,6 +50,11 @@ def test_node_exporter_serves_the_textfile_to_the_controller(fleet, tmp_path):  
         pid = int(started.stdout.strip())
         try:
             text = scrape(f"http://{address}:9100/metrics")
+            # A failed proof (a role the profile does not list): enrol records it, the next scrape shows it.
+            failed = run_playbook(REPO / "playbooks" / "enrol.yml", inventory=str(inventory), check=False,
+                                  extra_vars={"enrol_role_arn": site.arns["role_arn"] + "-not-in-the-profile"})
+            assert failed.returncode != 0 and "could not be proven" in failed.stdout, failed.stdout[-3000:]
+            after_failure = parse_metrics(scrape(f"http://{address}:9100/metrics"))
         finally:
             hosts.run(name, f"kill {pid}", check=False)
         checked = promtool("check", "metrics", stdin=text)
@@ -60,8 +66,14 @@ def test_node_exporter_serves_the_textfile_to_the_controller(fleet, tmp_path):  
         proven = calendar.timegm(time.strptime(state["last_verified_at"], "%Y-%m-%dT%H:%M:%SZ"))
         assert samples[("rolesanywhere_credentials_last_proof_timestamp_seconds", ())] == proven
         assert samples[("rolesanywhere_last_attempt_success", (("operation", "enrol"),))] == 1
+        assert samples[("rolesanywhere_attempt_failures_total", (("operation", "enrol"),))] == 0
         assert samples[("rolesanywhere_host_status", (("status", "ok"),))] == 1
         assert samples[("rolesanywhere_helper_info", (("impl", "python"), ("version", state["helper_version"])))] == 1
+
+        assert after_failure[("rolesanywhere_last_attempt_success", (("operation", "enrol"),))] == 0
+        assert after_failure[("rolesanywhere_attempt_failures_total", (("operation", "enrol"),))] == 1
+        assert after_failure[("rolesanywhere_host_status", (("status", "failed"),))] == 1
+        assert after_failure[("rolesanywhere_credentials_last_proof_timestamp_seconds", ())] == proven
 
         admin = site.moto.admin
         run_playbook(REPO / "playbooks" / "report.yml", inventory=str(inventory),
@@ -69,5 +81,6 @@ def test_node_exporter_serves_the_textfile_to_the_controller(fleet, tmp_path):  
                                  "report_aws_endpoint_url": site.ra.url, "report_aws_region": site.moto.region},
                      env={"AWS_ACCESS_KEY_ID": admin.access_key_id, "AWS_SECRET_ACCESS_KEY": admin.secret_access_key})
     (row,) = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert row["host"] == name and row["status"] == "ok" and row["aws_last_seen_at"] and row["attention"] == []
+    # AWS saw the certificate (the first proof; the refused one counts as seen too); the host failed its last proof.
+    assert row["host"] == name and row["status"] == "failed" and row["aws_last_seen_at"] and row["attention"] == ["failed"]
     assert (tmp_path / "report" / "report.html").stat().st_size > 0

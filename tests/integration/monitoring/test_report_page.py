@@ -126,3 +126,18 @@ def test_full_table_sorts_filters_and_pages(fleet_report, page):
     assert page.evaluate(body) == ["web06"]
     assert page.evaluate("document.getElementById('page-info').textContent") == "page 1 of 1 (1 hosts)"
     assert page.console_errors() == []
+
+
+def test_page_for_10000_hosts_is_aggregated():
+    """No element per host up front: fixed histogram bars, at most ATTENTION_LIMIT listed, the rest as data."""
+    from ansible_collections.rolesanywhere.fleet.plugins.filter.report_html import ATTENTION_LIMIT, report_html
+
+    rows = [{"host": f"host{i:05d}", "status": "failed" if i % 4 == 0 else "ok", "days_left": i % 400 - 20,
+             "attention": ["failed"] if i % 4 == 0 else [], "last_error": "<b>x</b>" if i % 4 == 0 else None}
+            for i in range(10000)]
+    page = report_html(rows, generated_at="2026-12-07T00:00:00Z")
+    assert page.count("<rect") == 10 and page.count('<tr data-host="') == ATTENTION_LIMIT
+    assert '<p id="attention-more">1500 more' in page
+    data = json.loads(page.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    assert [row[0] for row in data["rows"]] == [row["host"] for row in rows]
+    assert data["rows"][0][data["columns"].index("last_error")] == "<b>x</b>"  # "<" escaped in the page only

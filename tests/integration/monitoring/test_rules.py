@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from plugins.module_utils import _metrics
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
 from tests.support.ansible import REPO
 
 from .conftest import parse_metrics, promtool

@@ -6,7 +6,7 @@ import json
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from plugins.filter.report import report_assess
+from ansible_collections.rolesanywhere.fleet.plugins.filter.report import report_assess
 from tests.support.ansible import REPO, run_module, run_playbook
 from tests.support.aws import provision
 from tests.support.ca import issue_client_cert

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from plugins.module_utils import _metrics
-from plugins.module_utils._host_state import certificate_summary
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._host_state import certificate_summary
 from tests.support.ansible import run_module
 from tests.unit.plugins.module_utils.test_host_state import make_cert
 

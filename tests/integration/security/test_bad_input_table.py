@@ -9,7 +9,6 @@ format (INI file, shell-quoted command line, unit file, environment file, URI).
 """
 import datetime
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -22,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.support.ansible import COLLECTIONS, REPO, ansible_env, run_module, run_playbook
-from tests.support.aws import provision
+from tests.support.ansible import COLLECTIONS, ansible_env, run_module, run_playbook
+from tests.support.aws import provision, start_ra_local
 from tests.support.ca import issue_client_cert, make_file_ca
 from tests.support.tokens import make_softhsm_token
 
@@ -67,7 +66,7 @@ class Stand:
 
 
 @pytest.fixture(scope="module")
-def stand(ra_endpoint, tmp_path_factory):  # noqa: F811
+def stand(ra_endpoint, moto_server, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("hostile")
     token = make_softhsm_token(root / "token", pin="97315")
     with _pkcs11.open_token_session(token.spec(), rw=True) as session:
@@ -84,15 +83,23 @@ def stand(ra_endpoint, tmp_path_factory):  # noqa: F811
     (root / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
     (root / "loose.pin").write_text(token.pin)
     (root / "loose.pin").chmod(0o644)
-    expired = make_file_ca(root / "expired-ca", validity_days=1)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for name, moment in (("expired-ca.pem", now - datetime.timedelta(days=400)),
+                         ("future-ca.pem", now + datetime.timedelta(days=10))):
+        cert = _ca.build_ca_certificate(ca.key, ca.cert.subject, 30, 0, now=moment)
+        (root / name).write_bytes(_ca.pem(cert))
     other = make_file_ca(root / "other-ca")
     arns = provision(ra_endpoint, ca.pem())
     client = ra_endpoint.client()
     disabled = client.create_profile(name="disabled", roleArns=[arns["role_arn"]], enabled=False)["profile"]
     arns["disabled_profile_arn"] = disabled["profileArn"]
     s = Stand(root, token, ca, cert_path, pin_file, arns, ra_endpoint, ec.generate_private_key(ec.SECP256R1()))
-    s.expired_ca, s.other_ca = expired, other
-    return s
+    s.other_ca = other
+    skewed = start_ra_local(moto_server, root / "skewed-ra",
+                            fixed_time=(now + datetime.timedelta(hours=2)).strftime("%Y%m%dT%H%M%SZ"))
+    s.skewed_ra, s.skewed_arns = skewed, provision(skewed, ca.pem())
+    yield s
+    skewed.stop()
 
 
 # ---------------------------------------------------------------- how a row runs
@@ -119,7 +126,7 @@ def helper(args, env=None):
         environment.update(stand.token.env, PYTHONPATH=str(COLLECTIONS), HOME=str(stand.root))
         environment.update(env(stand) if env else {})
         proc = subprocess.run([sys.executable, "-c", code] + args(stand), capture_output=True, text=True,
-                              env=environment, timeout=60)
+                              env=environment, timeout=60, check=False)
         lines = proc.stderr.strip().splitlines()
         assert proc.stdout == "" and len(lines) == 1, f"one stderr line and no stdout expected:\n{proc.stderr}"
         return Outcome(proc.returncode != 0, lines[0], proc.stdout + proc.stderr)
@@ -186,14 +193,12 @@ def issue_args(stand, csr=None, ca=None, **extra):
     return args
 
 
-def pathlen_csr(stand):
+def pathlen_csr():
     """basicConstraints CA:FALSE with a pathlen: cryptography refuses to build it, openssl does not."""
-    key = stand.root / "pathlen.key"
     proc = subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                            "-keyout", "/dev/stdout", "-subj", "/OU=fleet/CN=host1.fleet.test",
                            "-addext", "basicConstraints=critical,CA:FALSE,pathlen:0", "-out", "/dev/stdout"],
                           capture_output=True, text=True, check=True)
-    del key
     return proc.stdout[proc.stdout.index("-----BEGIN CERTIFICATE REQUEST"):]
 
 
@@ -281,7 +286,7 @@ ROWS = [
         s, csr_pem(s, sans=["host2.fleet.test"]))), "asks for subjectAltName"),
     ("csr-names-nobody", module("x509_issue", lambda s: issue_args(s, csr_pem(s, subject={}), subject=None)),
      "empty subject and no subjectAltName"),
-    ("csr-ca-false-with-pathlen", module("x509_issue", lambda s: issue_args(s, pathlen_csr(s))),
+    ("csr-ca-false-with-pathlen", module("x509_issue", lambda s: issue_args(s, pathlen_csr())),
      "malformed extension"),
     ("csr-asks-for-ca-true", module("x509_issue", lambda s: issue_args(
         s, csr_pem(s, extension=x509.BasicConstraints(ca=True, path_length=None)))), "CA:TRUE"),
@@ -294,6 +299,10 @@ ROWS = [
      "validity_days must be a positive number"),
     ("ca-cert-and-key-mismatch", module("x509_issue", lambda s: dict(issue_args(s), ca_key=s.other_ca.key_option())),
      "does not belong to the CA key"),
+    ("ca-expired", module("x509_issue", lambda s: dict(issue_args(s), ca_cert_path=str(s.root / "expired-ca.pem"))),
+     "expired"),
+    ("ca-not-yet-valid", module("x509_issue", lambda s: dict(issue_args(s), ca_cert_path=str(s.root / "future-ca.pem"))),
+     "validity_not_yet_valid"),
     ("wrong-ca-passphrase", module("x509_issue", lambda s: dict(
         issue_args(s), ca_key={"path": str(s.ca.key_path), "passphrase": "wrong-passphrase"})), "passphrase"),
 
@@ -305,6 +314,9 @@ ROWS = [
      "AccessDeniedException"),
     ("helper-anchor-arn-of-wrong-kind", helper(lambda s: helper_args(
         s, **{"trust-anchor-arn": s.arns["profile_arn"]})), "StatusCode"),
+    ("helper-clock-skew", helper(lambda s: helper_args(
+        s, endpoint=s.skewed_ra.url, **{k.replace("_", "-"): s.skewed_arns[k] for k in
+                                        ("trust_anchor_arn", "profile_arn", "role_arn")})), "StatusCode: 403"),
     ("helper-wrong-pin", helper(lambda s: helper_args(
         s, **{"private-key": f"pkcs11:token={s.token.token_label};object={KEY}?pin-value=00000"})), "PIN"),
     ("helper-cache-dir-is-a-link", helper(lambda s: helper_args(s, **{"cache-dir": str(s.root / "cache-link")})),
@@ -319,6 +331,8 @@ ROWS = [
         s, environment={"SOFTHSM2_CONF": "$RA_PRIVATE_KEY"})), "environment values must not hold $"),
     ("unit-user-injects", playbook("signing_helper_services.yml", lambda s: service_vars(s, user="root\nUser=root")),
      "user must be a plain user name"),
+    ("unit-value-with-backslash", playbook("signing_helper_services.yml", lambda s: service_vars(
+        s, profile_arn=PROFILE + "\\n")), "profile_arn holds a line break, control character or backslash"),
     ("unit-argument-is-a-flag", playbook("signing_helper_services.yml", lambda s: service_vars(
         s, region="--no-verify-ssl")), "region starts with - and would be read as a flag"),
     ("token-role-short-pin", playbook("token_role.yml", lambda s: dict(

@@ -24,7 +24,7 @@ class FleetHost(Target):
         proc = subprocess.run(
             [str(REPO / ".venv" / "bin" / "ansible"), self.name, "-i", str(self.fleet.inventory), "--one-line",
              "-m", f"rolesanywhere.fleet.{name}", "-a", json.dumps(args)],
-            capture_output=True, text=True, timeout=300, env=ansible_env())
+            capture_output=True, text=True, timeout=300, env=ansible_env(), check=False)
         line = next((line for line in proc.stdout.splitlines() if line.startswith(self.name + " | ")), "")
         try:
             result = json.loads(line.split(" => ", 1)[1])

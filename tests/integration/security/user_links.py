@@ -103,12 +103,13 @@ def teardown(target, user):
     target.sh(f"userdel -r {user} 2>/dev/null; rm -rf {SECRET_DIR} {VICTIM}; true")
 
 
-def state(target, home):
+def state(target):
     """What must not change: the secret (content, owner, mode), the victim (mode, owner, entries)."""
     return target.sh(f"stat -c '%U %a %s' {SECRET} {VICTIM}; sha256sum {SECRET}; ls -A {VICTIM}")
 
 
 def user_readable_with(target, user, home, secret):
+    """Files under the user's home that the user can read and that hold the secret."""
     return target.sh(f"grep -rl {shlex.quote(secret)} {home} 2>/dev/null || true", user=user).strip()
 
 
@@ -122,7 +123,7 @@ def run_scenarios(target, user):
         owner_mode = target.sh(f"stat -c '%U %a' {home}/.aws {home}/.aws/config").split()
         assert owner_mode == [user, "700", user, "600"], owner_mode
         for scenario in scenarios(user, home):
-            before = state(target, home)
+            before = state(target)
             target.sh(scenario.plant.replace("$H", home), user=user)
             if scenario.plant_as_root:
                 target.sh(scenario.plant_as_root)
@@ -135,8 +136,8 @@ def run_scenarios(target, user):
                 problems.append((scenario.name, f"expected success: {text[:600]}"))
             if "Traceback" in text:
                 problems.append((scenario.name, "traceback"))
-            if state(target, home) != before:
-                problems.append((scenario.name, f"changed outside the user's tree:\n{before}\n-> {state(target, home)}"))
+            if state(target) != before:
+                problems.append((scenario.name, f"changed outside the user's tree:\n{before}\n-> {state(target)}"))
             leaked = user_readable_with(target, user, home, secret)
             if leaked:
                 problems.append((scenario.name, f"the secret is readable by the user in {leaked}"))
