@@ -20,9 +20,14 @@ from dataclasses import dataclass, field
 ANCHOR = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/aaaa"
 PROFILE = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/bbbb"
 ROLE = "arn:aws:iam::111122223333:role/app"
-SECRET_DIR = "/var/lib/ra-sec-secret"      # root 0700: the user cannot look inside
-SECRET = SECRET_DIR + "/secret"            # root 0600
-VICTIM = "/var/lib/ra-sec-victim"          # root 0755: the user cannot write into it
+
+
+def places(user):
+    """Per-run paths (the user's name is random), so two checkouts testing at once never collide:
+    a root 0700 directory the user cannot look into, its root 0600 secret, a root 0755 directory the user
+    cannot write into."""
+    secret_dir = f"/var/lib/{user}-secret"
+    return secret_dir, secret_dir + "/secret", f"/var/lib/{user}-victim"
 
 
 @dataclass
@@ -46,37 +51,38 @@ def credential_args(user, home, **extra):
 
 
 def scenarios(user, home):
+    secret_file, victim = places(user)[1:]
     aws_pin = dict(impl="aws", pin_file=f"{home}/pin")
     return [
         Scenario("config is a symlink to a root-only file",
-                 "mkdir -p $H/.aws && rm -f $H/.aws/config && ln -s " + SECRET + " $H/.aws/config",
+                 "mkdir -p $H/.aws && rm -f $H/.aws/config && ln -s " + secret_file + " $H/.aws/config",
                  "aws_credential_process", credential_args(user, home), "is a symbolic link",
-                 checks=[f"test \"$(readlink {home}/.aws/config)\" = {SECRET} && echo OK"]),
+                 checks=[f"test \"$(readlink {home}/.aws/config)\" = {secret_file} && echo OK"]),
         Scenario("~/.aws is a symlink to a root-owned directory",
-                 "rm -rf $H/.aws && ln -s " + VICTIM + " $H/.aws",
+                 "rm -rf $H/.aws && ln -s " + victim + " $H/.aws",
                  "aws_credential_process", credential_args(user, home), "symbolic link owned by uid"),
         Scenario("config is a hard link to a root-only file",
                  "mkdir -p $H/.aws && rm -f $H/.aws/config",
                  "aws_credential_process", credential_args(user, home), "hard links",
-                 plant_as_root=f"ln {SECRET} {home}/.aws/config"),
+                 plant_as_root=f"ln {secret_file} {home}/.aws/config"),
         Scenario("PIN file (impl aws) is a symlink to a root-only file",
-                 "rm -f $H/pin && ln -s " + SECRET + " $H/pin",
+                 "rm -f $H/pin && ln -s " + secret_file + " $H/pin",
                  "aws_credential_process", credential_args(user, home, **aws_pin), "is a symbolic link"),
         Scenario("PIN file (impl aws) is a hard link to a root-only file",
                  "rm -f $H/pin",
                  "aws_credential_process", credential_args(user, home, **aws_pin), "hard links",
-                 plant_as_root=f"ln {SECRET} {home}/pin"),
+                 plant_as_root=f"ln {secret_file} {home}/pin"),
         Scenario("PIN file directory is a symlink to a root-owned directory",
-                 "rm -rf $H/.config && ln -s " + VICTIM + " $H/.config",
+                 "rm -rf $H/.config && ln -s " + victim + " $H/.config",
                  "owned_path", dict(path=f"{home}/.config/ra/pin", content="97315", owner=user, mode="0600"),
                  "symbolic link owned by uid"),
         Scenario("token store holds a symlink to a root-only file (tree ownership)",
-                 "mkdir -p $H/store && ln -sfn " + SECRET + " $H/store/planted",
+                 "mkdir -p $H/store && ln -sfn " + secret_file + " $H/store/planted",
                  "owned_path", dict(path=f"{home}/store", state="tree", owner=user, mode="0700"), ""),
         Scenario("token store holds a hard link to a root-only file (tree ownership)",
                  "mkdir -p $H/store && rm -f $H/store/planted",
                  "owned_path", dict(path=f"{home}/store", state="tree", owner=user, mode="0700"), "hard links",
-                 plant_as_root=f"ln {SECRET} {home}/store/planted"),
+                 plant_as_root=f"ln {secret_file} {home}/store/planted"),
     ]
 
 
@@ -91,22 +97,25 @@ class Target:
 
 
 def setup(target, user):
-    secret = "TOP-SECRET-" + secrets.token_hex(8)
+    secret_dir, secret_file, victim = places(user)
+    secret = "TOP-secret_file-" + secrets.token_hex(8)
     # /etc/passwd may be locked for a moment by another process adding a user: retry briefly
     target.sh(f"for i in 1 2 3 4 5; do useradd -m -s /bin/sh {user} && exit 0; sleep 1; done; exit 1")
-    target.sh(f"install -d -m 0700 {SECRET_DIR} && printf %s {secret} > {SECRET} && chmod 0600 {SECRET} && "
-              f"install -d -m 0755 {VICTIM}")
+    target.sh(f"install -d -m 0700 {secret_dir} && printf %s {secret} > {secret_file} && chmod 0600 {secret_file} && "
+              f"install -d -m 0755 {victim}")
     home = target.sh(f"getent passwd {user} | cut -d: -f6").strip()
     return secret, home
 
 
 def teardown(target, user):
-    target.sh(f"userdel -r {user} 2>/dev/null; rm -rf {SECRET_DIR} {VICTIM}; true")
+    secret_dir, victim = places(user)[::2]
+    target.sh(f"userdel -r {user} 2>/dev/null; rm -rf {secret_dir} {victim}; true")
 
 
-def state(target):
+def state(target, user):
     """What must not change: the secret (content, owner, mode), the victim (mode, owner, entries)."""
-    return target.sh(f"stat -c '%U %a %s' {SECRET} {VICTIM}; sha256sum {SECRET}; ls -A {VICTIM}")
+    secret_file, victim = places(user)[1:]
+    return target.sh(f"stat -c '%U %a %s' {secret_file} {victim}; sha256sum {secret_file}; ls -A {victim}")
 
 
 def user_readable_with(target, user, home, secret):
@@ -124,7 +133,7 @@ def run_scenarios(target, user):
         owner_mode = target.sh(f"stat -c '%U %a' {home}/.aws {home}/.aws/config").split()
         assert owner_mode == [user, "700", user, "600"], owner_mode
         for scenario in scenarios(user, home):
-            before = state(target)
+            before = state(target, user)
             target.sh(scenario.plant.replace("$H", home), user=user)
             if scenario.plant_as_root:
                 target.sh(scenario.plant_as_root)
@@ -137,8 +146,8 @@ def run_scenarios(target, user):
                 problems.append((scenario.name, f"expected success: {text[:600]}"))
             if "Traceback" in text:
                 problems.append((scenario.name, "traceback"))
-            if state(target) != before:
-                problems.append((scenario.name, f"changed outside the user's tree:\n{before}\n-> {state(target)}"))
+            if state(target, user) != before:
+                problems.append((scenario.name, f"changed outside the user's tree:\n{before}\n-> {state(target, user)}"))
             leaked = user_readable_with(target, user, home, secret)
             if leaked:
                 problems.append((scenario.name, f"the secret is readable by the user in {leaked}"))
