@@ -2,7 +2,8 @@
 """The own CA host as the shared resource of a sliced rollout: issuance throughput at 1, 2 and 4 concurrent callers.
 
 Each caller is one ``ansible-playbook`` (as one slice of a sliced job) that issues ``--per-caller`` certificates on
-the CA host over SSH, one ``x509_issue`` run per certificate, as enrol.yml does. The CA is an encrypted EC P-384 key
+the CA host over SSH: one ``x509_issue`` run per certificate, or with ``--batch`` one run for all of them (the
+``requests`` option, as enrol.yml issues a play batch). The CA is an encrypted EC P-384 key
 file on a fleet host; the CSRs (EC P-256) are made beforehand. Printed per concurrency: certificates per second,
 the mean wall time of one issuance seen by its caller, and the CA database lock wait reported by ``x509_issue``
 (mean and max). With ``--database-records`` the CA database is first filled with that many records (a CA that has
@@ -43,13 +44,19 @@ def csr_pem(common_name):
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def caller_play(csrs, results_path):
-    issue = {"csr": "{{ item.csr }}", "path": f"{ca_host.CA_DIRECTORY}/issued/{{{{ item.name }}}}.pem",
-             "ca_cert_path": f"{ca_host.CA_DIRECTORY}/ca.pem",
-             "ca_key": {"path": f"{ca_host.CA_DIRECTORY}/ca.key", "passphrase": PASSPHRASE}}
+def caller_play(csrs, results_path, batch):
+    """One x509_issue run per certificate (a loop), or one run for all (``requests``, as enrol.yml issues a batch)."""
+    ca = {"ca_cert_path": f"{ca_host.CA_DIRECTORY}/ca.pem",
+          "ca_key": {"path": f"{ca_host.CA_DIRECTORY}/ca.key", "passphrase": PASSPHRASE}}
+    issued = f"{ca_host.CA_DIRECTORY}/issued"
+    if batch:
+        task = {"rolesanywhere.fleet.x509_issue": dict(ca, requests=[{"csr": c["csr"], "path": f"{issued}/{c['name']}.pem"}
+                                                                     for c in csrs])}
+    else:
+        task = {"rolesanywhere.fleet.x509_issue": dict(ca, csr="{{ item.csr }}", path=f"{issued}/{{{{ item.name }}}}.pem"),
+                "loop": "{{ csrs }}", "loop_control": {"label": "{{ item.name }}"}}
     return [{"hosts": "ca", "gather_facts": False, "vars": {"csrs": csrs}, "tasks": [
-        {"name": "Issue", "rolesanywhere.fleet.x509_issue": issue, "loop": "{{ csrs }}",
-         "loop_control": {"label": "{{ item.name }}"}, "register": "issued", "no_log": True},
+        {"name": "Issue", **task, "register": "issued", "no_log": True},
         {"name": "Keep the lock waits", "delegate_to": "localhost", "ansible.builtin.copy": {
             "dest": str(results_path),
             "content": "{{ issued.results | map(attribute='lock_wait_seconds') | list | to_json }}"}}]}]
@@ -63,12 +70,12 @@ def fill_database(address, records):
     ca_host.ssh(address, f"umask 077 && cat > {ca_host.CA_DIRECTORY}/ca.db.json", input=data)
 
 
-def measure(callers, per_caller, inventory, workdir, round_id):
+def measure(callers, per_caller, inventory, workdir, round_id, batch):
     processes, results = [], []
     for c in range(callers):
         csrs = [{"name": f"r{round_id}-c{c}-{i}", "csr": csr_pem(f"r{round_id}-c{c}-{i}")} for i in range(per_caller)]
         play, result = workdir / f"caller-{round_id}-{c}.yml", workdir / f"waits-{round_id}-{c}.json"
-        play.write_text(json.dumps(caller_play(csrs, result)))
+        play.write_text(json.dumps(caller_play(csrs, result, batch)))
         results.append(result)
         processes.append(play)
     env = ansible_env()
@@ -90,6 +97,8 @@ def main():
     parser.add_argument("--callers", default="1,2,4", help="concurrencies to measure (comma-separated)")
     parser.add_argument("--per-caller", type=int, default=16, help="certificates each caller issues")
     parser.add_argument("--database-records", type=int, default=0)
+    parser.add_argument("--batch", action="store_true",
+                        help="each caller issues its certificates in one x509_issue run (requests), as enrol.yml does")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/ca_throughput.py needs root (the local fleet uses network namespaces)")
@@ -105,10 +114,11 @@ def main():
                 fill_database(ca.address, args.database_records)
             inventory = ca_host.write_inventory([], ca, workdir / "inventory.json", {})
             print(f"CA host {ca.name}: EC P-384 key file; {args.per_caller} certificates per caller; "
-                  f"database {args.database_records} records before", flush=True)
+                  f"database {args.database_records} records before; "
+                  f"{'one run per caller (batch)' if args.batch else 'one run per certificate'}", flush=True)
             for round_id, callers in enumerate(int(c) for c in args.callers.split(",")):
                 netns_fleet.close_control_master(ca.address)
-                wall, waits = measure(callers, args.per_caller, inventory, workdir, round_id)
+                wall, waits = measure(callers, args.per_caller, inventory, workdir, round_id, args.batch)
                 total = callers * args.per_caller
                 print(f"callers={callers} certificates={total} wall={wall:.1f}s rate={total / wall:.2f}/s "
                       f"per_issue={wall * callers / total:.2f}s lock_wait_mean={statistics.mean(waits) * 1000:.1f}ms "

@@ -67,7 +67,7 @@ def write_inventory(fleet_hosts, ca_host, path, enrol_vars, host_vars=None):
 class CARecords:
     ca_cert: x509.Certificate
     database: dict
-    issued: dict  # host name -> certificate from issued/<host>.pem
+    issued: dict  # file stem -> certificate from issued/<stem>.pem (the host name for enrol's certificates)
     crl: x509.CertificateRevocationList | None
 
 
@@ -99,12 +99,14 @@ def check_ca(records, hosts):
     by_serial = {e["serial"]: e for e in entries}
     assert set(hosts) <= set(records.issued), f"issued/ holds {sorted(records.issued)}, not all of {hosts}"
     ca_public = records.ca_cert.public_key()
-    for host, cert in records.issued.items():
+    for name, cert in records.issued.items():  # <host>.pem, and <host>-<generation>.pem after a rotation
         entry = by_serial.get(serial_hex(cert))
-        assert entry is not None, f"{host}: issued serial {serial_hex(cert)} is not in the CA database"
-        assert entry["subject"] == cert.subject.rfc4514_string() and f"CN={host}" in entry["subject"]
+        assert entry is not None, f"{name}: issued serial {serial_hex(cert)} is not in the CA database"
+        assert entry["subject"] == cert.subject.rfc4514_string()
         cert.verify_directly_issued_by(records.ca_cert)
         assert cert.public_key() != ca_public
+    for host in hosts:
+        assert f"CN={host}," in records.issued[host].subject.rfc4514_string() + ","
     issued_serials = [serial_hex(c) for c in records.issued.values()]
     assert len(issued_serials) == len(set(issued_serials))
     if records.crl is not None:

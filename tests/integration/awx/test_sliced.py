@@ -15,7 +15,7 @@ from tests.support.sliced import kill_run, recap, slices, start_playbook
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 SLICES = 3
 HOSTS = 9
-ISSUE_TASK = "TASK [rolesanywhere.fleet.enrol : Certificate from the own CA"
+ISSUE_TASK = "TASK [rolesanywhere.fleet.enrol : Certificates from the own CA"
 STATE = "/etc/ansible/facts.d/rolesanywhere.fact"
 
 
