@@ -88,11 +88,11 @@ def timed_ms(argv, env):
 
 def medians_ms(rows, env, runs):
     """Median wall and CPU per row; the rows take turns, so a burst of load on the machine hits them all alike."""
-    samples = {label: [] for label, _ in rows}
-    for _ in range(runs):
+    samples = {label: [] for label, _argv in rows}
+    for _run in range(runs):
         for label, argv in rows:
             samples[label].append(timed_ms(argv, env))
-    return {label: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+    return {label: (statistics.median(wall for wall, _cpu in values), statistics.median(cpu for _wall, cpu in values))
             for label, values in samples.items()}
 
 

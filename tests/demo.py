@@ -44,7 +44,7 @@ def playbook(name, inventory, extra_vars=None):
 
 def on_host(host, argv):
     proc = subprocess.run(["ssh", *netns_fleet.ssh_options(), f"root@{host.address}", shlex.join(argv)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 

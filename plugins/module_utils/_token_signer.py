@@ -117,8 +117,9 @@ class TokenKey:
         self._session = CK_ULONG()
         self._initialized = False
         args = _InitArgs(flags=CKF_OS_LOCKING_OK)
-        self._check(self._lib.C_Initialize(ctypes.byref(args)), "C_Initialize", allow=(CKR_CRYPTOKI_ALREADY_INITIALIZED,))
-        self._initialized = True
+        code = self._lib.C_Initialize(ctypes.byref(args))
+        self._check(code, "C_Initialize", allow=(CKR_CRYPTOKI_ALREADY_INITIALIZED,))
+        self._initialized = code == 0  # finalise only what this object initialised
         try:
             slot = self._find_slot(module_path, token_label)
             self._check(self._lib.C_OpenSession(slot, CK_ULONG(CKF_SERIAL_SESSION), None, None, ctypes.byref(self._session)),

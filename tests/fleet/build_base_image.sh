@@ -4,7 +4,7 @@
 # wheelhouse of the Python packages hosts install with pip, for every host Python (3.9, 3.11, 3.13), so that
 # hosts, which have no network, never need a mirror. Cached: an image is rebuilt only when its package list changes.
 #
-# Usage: build_base_image.sh [RELEASE...]        (default: all three)
+# Usage: build_base_image.sh [RELEASE...]        (default: all three, built in parallel)
 #
 # Output (all under .work/, ignored by git):
 #   .work/fleet/base/rootfs, packages.sha256          bookworm (the default release; path kept from before)
@@ -179,6 +179,14 @@ for release in "${requested[@]}"; do
   esac
 done
 build_wheelhouse
+# The images build in parallel (debootstrap mostly waits on downloads and dpkg); each prints its own lines.
+pids=()
 for release in "${requested[@]}"; do
-  build_rootfs "$release"
+  build_rootfs "$release" &
+  pids+=("$!")
 done
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+exit "$failed"

@@ -1,4 +1,4 @@
-"""The role on a booted systemd host of the test fleet: offline venv install, a hardened `serve` unit that runs,
+"""The role on a booted systemd host of the test fleet: offline runtime install, a hardened `serve` unit that runs,
 answers IMDSv2 and is restarted by the role when its certificate changes."""
 import json
 import re
@@ -57,7 +57,7 @@ def test_serve_unit_runs_hardened_and_restarts_on_new_certificate(fleet, stand, 
         print(f"systemd-analyze security exposure of the serve unit: {score}")
         assert score < 5.0, exposure.stdout
 
-        # The helper runs from its offline venv and serves IMDSv2; with the endpoint down it answers 500,
+        # The helper runs from its offline runtime and serves IMDSv2; with the endpoint down it answers 500,
         # never 200 with empty credentials.
         probe = host.run(name, ["/usr/bin/python3", "-c", PROBE])
         token_status, (creds_status, body) = json.loads(probe.stdout)

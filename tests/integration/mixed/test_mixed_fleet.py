@@ -125,7 +125,7 @@ def stand_in_release(tmp_path):
 def test_auto_picks_per_host_and_aws_names_glibc_where_it_cannot_run(mixed_fleet, tmp_path):
     binary, sha = stand_in_release(tmp_path)
     softhsm = [h for h in mixed_fleet.hosts if h not in mixed_fleet.tpm_hosts]
-    common = {"signing_helper_prefix": "/opt/ra-auto", "signing_helper_bin_dir": "/opt/ra-auto/bin",
+    common = {"signing_helper_prefix": "/opt/ra-auto", "signing_helper_bin_dir": "/opt/ra-auto/cmd",
               "signing_helper_aws_src": str(binary), "signing_helper_aws_sha256": sha,
               "signing_helper_wheelhouse": str(REPO / ".work" / "wheelhouse")}
 
@@ -144,15 +144,15 @@ def test_auto_picks_per_host_and_aws_names_glibc_where_it_cannot_run(mixed_fleet
         assert choices[host.name][0] == selected, (host.release, choices[host.name])
         assert f"glibc {EXPECTED[host.release][2]}" in choices[host.name][1]
         command, version = commands[selected]
-        assert mixed.ssh(host, f"/opt/ra-auto/bin/{command} version").stdout.strip() == version, host.release
+        assert mixed.ssh(host, f"/opt/ra-auto/cmd/{command} version").stdout.strip() == version, host.release
 
     bullseye = mixed_fleet.by_release("bullseye")
-    mixed.ssh(bullseye, "rm -f /opt/ra-auto/bin/aws_signing_helper")
+    mixed.ssh(bullseye, "rm -f /opt/ra-auto/cmd/aws_signing_helper")
     # aws on Debian 11: refused before installing, naming the glibc it has and the one the release needs
     refused = apply([bullseye], signing_helper_impl="aws")
     assert recap(refused.stdout)[bullseye.name]["failed"] == 1
     assert "glibc 2.31 is older than the glibc 2.34 aws_signing_helper 1.5.0 needs" in refused.stdout
-    assert mixed.ssh(bullseye, "test -e /opt/ra-auto/bin/aws_signing_helper", check=False).returncode == 1
+    assert mixed.ssh(bullseye, "test -e /opt/ra-auto/cmd/aws_signing_helper", check=False).returncode == 1
     # Without the declared minimum, the installed binary's own check fails, and says why.
     unchecked = apply([bullseye], signing_helper_impl="aws", signing_helper_aws_min_glibc="")
     assert recap(unchecked.stdout)[bullseye.name]["failed"] == 1

@@ -4,6 +4,7 @@ controller, promtool accepts the scrape, a failed proof shows in the next scrape
 of the host's certificate."""
 import calendar
 import json
+import re
 import time
 import urllib.request
 
@@ -61,6 +62,9 @@ def test_node_exporter_serves_the_textfile_to_the_controller(fleet, tmp_path):  
         assert checked.returncode == 0, checked.stdout + checked.stderr
         samples = parse_metrics(text)
         assert samples[("node_textfile_scrape_error", ())] == 0  # the exporter's user could read the file
+        # The label the rules' RolesAnywhereMetricsStale matches (docs/prometheus/rolesanywhere.rules.yml).
+        mtimes = [dict(labels)["file"] for metric, labels in samples if metric == "node_textfile_mtime_seconds"]
+        assert [f for f in mtimes if re.fullmatch(r"(.*/)?rolesanywhere.prom", f)], mtimes
         not_after = calendar.timegm(time.strptime(state["not_after"], "%Y-%m-%dT%H:%M:%SZ"))
         assert samples[("rolesanywhere_certificate_not_after_timestamp_seconds", ())] == not_after
         proven = calendar.timegm(time.strptime(state["last_verified_at"], "%Y-%m-%dT%H:%M:%SZ"))

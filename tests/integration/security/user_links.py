@@ -92,7 +92,8 @@ class Target:
 
 def setup(target, user):
     secret = "TOP-SECRET-" + secrets.token_hex(8)
-    target.sh(f"useradd -m -s /bin/sh {user}")
+    # /etc/passwd may be locked for a moment by another process adding a user: retry briefly
+    target.sh(f"for i in 1 2 3 4 5; do useradd -m -s /bin/sh {user} && exit 0; sleep 1; done; exit 1")
     target.sh(f"install -d -m 0700 {SECRET_DIR} && printf %s {secret} > {SECRET} && chmod 0600 {SECRET} && "
               f"install -d -m 0755 {VICTIM}")
     home = target.sh(f"getent passwd {user} | cut -d: -f6").strip()

@@ -21,7 +21,7 @@ def request(tmp_path, host, asked_cn=None):
 def test_batch_check_apply_rerun_and_one_refusal(tmp_path, file_ca):
     key1, first = request(tmp_path, "host1")
     key2, second = request(tmp_path, "host2")
-    _, impostor = request(tmp_path, "host3", asked_cn="host1")  # asks for another host's name
+    _key3, impostor = request(tmp_path, "host3", asked_cn="host1")  # asks for another host's name
     args = batch_args(file_ca, [first, second, impostor])
 
     check = run_module("x509_issue", args, check_mode=True)
@@ -43,7 +43,7 @@ def test_batch_check_apply_rerun_and_one_refusal(tmp_path, file_ca):
 
 
 def test_batch_excludes_single_request_options(tmp_path, file_ca):
-    _, first = request(tmp_path, "host1")
+    _key1, first = request(tmp_path, "host1")
     refused = run_module("x509_issue", dict(batch_args(file_ca, [first]), path=str(tmp_path / "x.pem")),
                          )
     assert refused.failed and "mutually exclusive" in refused["msg"]
