@@ -647,8 +647,9 @@ def locked_database(path, lock=True):
     try:
         started = time.monotonic()
         fcntl.flock(fd, fcntl.LOCK_EX)
+        waited = time.monotonic() - started  # the CA host as a shared resource: bench/ca_throughput.py
         database = CADatabase.load(path)
-        database.lock_wait_seconds = time.monotonic() - started  # the CA host as a shared resource: bench/ca_throughput.py
+        database.lock_wait_seconds = waited
         yield database
     finally:
         os.close(fd)  # releases the lock
