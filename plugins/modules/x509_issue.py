@@ -86,7 +86,9 @@ options:
   requests:
     description:
       - Several certificates in one run; each entry takes O(path), O(csr) or O(csr_path), O(subject),
-        O(subject_alt_name) and O(force), the other options apply to all. Excludes those options at the top level.
+        O(subject_alt_name), and may override O(validity_days), O(renew_before_days), O(require_subject) and
+        O(force); the CA options apply to all. Excludes O(path), O(csr), O(csr_path), O(subject) and
+        O(subject_alt_name) at the top level.
     type: list
     elements: dict
     suboptions:
@@ -107,10 +109,19 @@ options:
         description: As O(subject_alt_name).
         type: list
         elements: str
+      validity_days:
+        description: As O(validity_days), for this request.
+        type: int
+      renew_before_days:
+        description: As O(renew_before_days), for this request.
+        type: int
+      require_subject:
+        description: As O(require_subject), for this request.
+        type: list
+        elements: str
       force:
-        description: As O(force).
+        description: As O(force), for this request.
         type: bool
-        default: false
 notes:
   - In check mode, when O(ca_cert_path) does not exist yet (an earlier task of the run would create it), the
     module reports a change and returns only RV(reasons).
@@ -233,7 +244,10 @@ REQUEST_OPTIONS = dict(
     csr_path=dict(type="path"),
     subject=dict(type="raw"),
     subject_alt_name=dict(type="list", elements="str"),
-    force=dict(type="bool", default=False),
+    validity_days=dict(type="int"),
+    renew_before_days=dict(type="int"),
+    require_subject=dict(type="list", elements="str"),
+    force=dict(type="bool"),
 )
 
 
@@ -242,7 +256,7 @@ def issue_batch(module, p):
     results = []
     for request in p["requests"]:
         try:
-            result = issue(module, dict(p, **request))
+            result = issue(module, dict(p, **{name: value for name, value in request.items() if value is not None}))
         except _ca.CAError as exc:
             # Not "failed": Ansible would fail the whole task from one item of a "results" list.
             result = dict(changed=False, refused=True, msg=str(exc))

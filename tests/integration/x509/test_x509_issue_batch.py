@@ -21,6 +21,7 @@ def request(tmp_path, host, asked_cn=None):
 def test_batch_check_apply_rerun_and_one_refusal(tmp_path, file_ca):
     key1, first = request(tmp_path, "host1")
     key2, second = request(tmp_path, "host2")
+    second["validity_days"] = 40  # per-host options override the batch's
     _key3, impostor = request(tmp_path, "host3", asked_cn="host1")  # asks for another host's name
     args = batch_args(file_ca, [first, second, impostor])
 
@@ -37,6 +38,8 @@ def test_batch_check_apply_rerun_and_one_refusal(tmp_path, file_ca):
         cert = x509.load_pem_x509_certificate(open(item["path"], "rb").read())
         assert cert.public_key().public_numbers() == key.public_key().public_numbers()
         assert openssl_verify_client(file_ca.cert_path, item["path"]).returncode == 0
+        lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+        assert lifetime.days in ((40, 41) if item is second else (90, 91))
 
     rerun = run_module("x509_issue", batch_args(file_ca, [first, second]))
     assert not rerun.changed and [r["reasons"] for r in rerun["results"]] == [[], []], rerun
