@@ -21,7 +21,8 @@ sys.path.insert(0, str(REPO))
 from tests.fleet import netns_fleet  # noqa: E402
 from tests.site import LocalSite  # noqa: E402
 from tests.support import ca_host  # noqa: E402
-from tests.support.sliced import recap, slices, start_playbook  # noqa: E402
+from tests.support.ansible import recap  # noqa: E402
+from tests.support.sliced import slices, start_playbook  # noqa: E402
 
 ENROL = REPO / "playbooks" / "enrol.yml"
 

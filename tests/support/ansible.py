@@ -5,6 +5,7 @@ with an args file), so a module crash, a segfault or a leaked secret shows exact
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,3 +99,12 @@ def run_playbook(playbook, inventory="localhost,", extra_vars=None, env=None, ar
     if check and proc.returncode != 0:
         raise AssertionError(f"ansible-playbook failed rc={proc.returncode}\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def recap(stdout):
+    """PLAY RECAP counts by host: {host: {ok, changed, unreachable, failed}}."""
+    return {m.group(1): dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
+                             failed=int(m.group(5))) for m in RECAP.finditer(stdout)}

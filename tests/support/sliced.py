@@ -1,23 +1,15 @@
 """Sliced rollouts as automation controller / AWX run a sliced job template: K copies of the same playbook at once,
 slice i limited to hosts i, i+K, i+2K, ... of the inventory. Used by tests/integration/awx and bench/sliced.py."""
 import os
-import re
 import signal
 import subprocess
 
 from tests.support.ansible import REPO, ansible_env
 
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
 
 def slices(names, count):
     """AWX's job slicing: slice i gets hosts i, i+count, i+2*count, ..."""
     return [names[i::count] for i in range(count)]
-
-
-def recap(stdout):
-    return {m.group(1): dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
-                             failed=int(m.group(5))) for m in RECAP.finditer(stdout)}
 
 
 def start_playbook(playbook, inventory, limit, log_path, extra_args=(), env=None):

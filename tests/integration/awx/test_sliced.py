@@ -10,7 +10,8 @@ from tests.integration.awx.conftest import ENROL
 from tests.integration.enrol.test_enrol_fleet import private_keys
 from tests.support import ca_host
 from tests.support.ansible import run_playbook
-from tests.support.sliced import kill_run, recap, slices, start_playbook
+from tests.support.ansible import recap
+from tests.support.sliced import kill_run, slices, start_playbook
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 SLICES = 3

@@ -7,16 +7,10 @@ import stat
 
 import pytest
 
-from tests.support.ansible import REPO, run_playbook
+from tests.support.ansible import REPO, recap, run_playbook
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 ENROL = REPO / "playbooks" / "enrol.yml"
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def recap(stdout):
-    return {m.group(1): dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
-                             failed=int(m.group(5))) for m in RECAP.finditer(stdout)}
 
 
 def test_enrol_rerun_and_a_host_stopped_mid_run(enrol_site):

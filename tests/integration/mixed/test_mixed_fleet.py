@@ -11,21 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.fleet import mixed
-from tests.support.ansible import REPO, run_playbook
+from tests.support.ansible import REPO, recap, run_playbook
 
 pytestmark = [pytest.mark.fleet, pytest.mark.tpm, pytest.mark.slow]
 
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 AUTO_CHOICE = re.compile(r'^ok: \[(\S+)\] => \{\s*"msg": "signing helper (\w+) -> (\w+) \((.*)\)"', re.M)
 EXPECTED = {"bullseye": ("Debian 11", "3.9.", "2.31"), "bookworm": ("Debian 12", "3.11.", "2.36"),
             "trixie": ("Debian 13", "3.13.", "2.41")}
 STATE = "/etc/ansible/facts.d/rolesanywhere.fact"
 SIGNING_HELPER = Path(__file__).parent / "playbooks" / "signing_helper.yml"
-
-
-def recap(stdout):
-    return {m[1]: dict(ok=int(m[2]), changed=int(m[3]), unreachable=int(m[4]), failed=int(m[5]))
-            for m in RECAP.finditer(stdout)}
 
 
 def identity_arn(fleet, host):

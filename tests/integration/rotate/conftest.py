@@ -3,7 +3,6 @@ certificates that are due (1-day validity, renewed when less than 2 days are lef
 import importlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from tests.support.fleet import fleet  # noqa: F401
 ENROL = REPO / "playbooks" / "enrol.yml"
 ROTATE = REPO / "playbooks" / "rotate.yml"
 REVOKE = REPO / "playbooks" / "revoke.yml"
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TOKEN_DIR = "/var/lib/softhsm/tokens"
 PKI_DIR = "/etc/rolesanywhere-fleet"
 STATE = "/etc/ansible/facts.d/rolesanywhere.fact"
@@ -38,11 +36,6 @@ def collection_module_utils(*names):
     if path not in sys.path:
         sys.path.insert(0, path)
     return [importlib.import_module(f"ansible_collections.rolesanywhere.fleet.plugins.module_utils.{n}") for n in names]
-
-
-def recap(stdout):
-    return {m.group(1): dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
-                             failed=int(m.group(5))) for m in RECAP.finditer(stdout)}
 
 
 @dataclass

@@ -7,7 +7,9 @@ import pytest
 
 from tests.support.ansible import run_playbook
 
-from .conftest import ROTATE, ROTATE_VARS, TOKEN_DIR, recap
+from tests.support.ansible import recap
+
+from .conftest import ROTATE, ROTATE_VARS, TOKEN_DIR
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 

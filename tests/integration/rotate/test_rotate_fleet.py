@@ -5,7 +5,9 @@ import pytest
 
 from tests.support.ansible import REPO, run_playbook
 
-from .conftest import REVOKE, recap
+from tests.support.ansible import recap
+
+from .conftest import REVOKE
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 

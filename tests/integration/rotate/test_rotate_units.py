@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .conftest import recap
+from tests.support.ansible import recap
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 

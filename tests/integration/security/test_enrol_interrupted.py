@@ -16,14 +16,13 @@ import pytest
 
 from tests.fleet import netns_fleet
 from tests.site import LocalSite
-from tests.support.ansible import REPO, ansible_env, run_playbook
+from tests.support.ansible import REPO, ansible_env, recap, run_playbook
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 ENROL = REPO / "playbooks" / "enrol.yml"
 SEED = int(os.environ.get("RA_KILL_SEED") or random.SystemRandom().randrange(1 << 30))
 NAMED_STEPS = ["Install the token access libraries", "Initialise the token", "Key pair on the token",
                "CSR signed on the token", "Certificate from the own CA", "Wire credential_process"]
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 @dataclass
@@ -99,13 +98,13 @@ def test_enrol_killed_at_named_steps_and_random_moments_then_rerun(kill_site):
         assert rc == -signal.SIGKILL or "PLAY RECAP" in output, output[-3000:]
     killed = [entry[0] for entry in plan]
     rerun = run_playbook(ENROL, inventory=str(kill_site.inventory), args=["--limit", ",".join(killed)], check=False)
-    recap = {m.group(1): (int(m.group(4)), int(m.group(5))) for m in RECAP.finditer(rerun.stdout)}
+    finished = {host: (counts["unreachable"], counts["failed"]) for host, counts in recap(rerun.stdout).items()}
     for name in killed:
-        assert recap.get(name) == (0, 0), f"{name} did not finish on the rerun:\n{rerun.stdout[-6000:]}"
+        assert finished.get(name) == (0, 0), f"{name} did not finish on the rerun:\n{rerun.stdout[-6000:]}"
         assert sorted(token_objects(kill_site.fleet, name)) == ["Private Key", "Public Key"], name
         assert leftovers(kill_site.fleet, name) == [], name
     again = run_playbook(ENROL, inventory=str(kill_site.inventory), args=["--limit", ",".join(killed)])
-    assert all(int(m.group(3)) == 0 for m in RECAP.finditer(again.stdout)), again.stdout[-4000:]
+    assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout[-4000:]
 
 
 def test_two_enrolments_at_once_create_one_key(kill_site):
