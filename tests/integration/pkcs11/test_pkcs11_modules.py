@@ -360,3 +360,32 @@ def test_csr_rsa_pss_is_opt_in(softhsm_token, tmp_path):
     back = run_module("pkcs11_csr", dict(args, rsa_padding="pkcs1v15"))
     assert back.changed and back["reasons"] == ["RSA padding differs"]
     assert "Signature Algorithm: sha256WithRSAEncryption" in openssl_req_text(path)
+
+
+def test_csr_with_key_makes_key_and_csr_in_one_run(softhsm_token, tmp_path):
+    """pkcs11_csr with key: check mode makes nothing, then one run makes the key (as pkcs11_key would) and the CSR,
+    and a rerun changes nothing."""
+    path = tmp_path / "host1.csr"
+    args = _csr_args(softhsm_token, path, key=dict(key_type="ec", curve="secp384r1"))
+
+    checked = run_module("pkcs11_csr", args, check_mode=True)
+    assert checked.changed and checked["csr"] == "" and checked["key"]["curve"] == "secp384r1", checked
+    assert _labels(softhsm_token) == [] and not path.exists()
+
+    applied = run_module("pkcs11_csr", args)
+    assert applied.changed and applied["key"]["changed"], applied
+    assert _labels(softhsm_token) == ["ra-client"]
+    assert applied["key"]["attributes"]["extractable"] is False and applied["key"]["attributes"]["sensitive"]
+    csr = x509.load_pem_x509_csr(path.read_bytes())
+    assert csr.is_signature_valid and csr.public_key().curve.name == "secp384r1"
+    assert csr.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
+        .decode() == applied["key"]["public_key"]
+    assert openssl_req_verify(path).returncode == 0
+
+    rerun = run_module("pkcs11_csr", args)
+    assert not rerun.changed and not rerun["key"]["changed"] and rerun["csr"] == applied["csr"], rerun
+
+    # A key of another type is not replaced behind the operator's back.
+    other = run_module("pkcs11_csr", dict(args, key=dict(key_type="rsa", size=2048)))
+    assert other.failed and "already exists as EC secp384r1, but RSA-2048 was requested" in other["msg"], other
+    assert _labels(softhsm_token) == ["ra-client"] and path.read_text() == applied["csr"]
