@@ -95,7 +95,7 @@ def _strip_debug_info(directory):
     strip = shutil.which("strip")
     if not strip:
         return
-    libraries = [os.path.join(root, name) for root, _, names in os.walk(directory) for name in names
+    libraries = [os.path.join(root, name) for root, _dirs, names in os.walk(directory) for name in names
                  if name.endswith(".so")]
     if libraries:
         subprocess.run([strip, "--strip-debug", *libraries], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -236,7 +236,7 @@ def main():
             rsa_padding=dict(type="str", choices=list(_csr.RSA_PADDINGS), default="pkcs1v15"),
             path=dict(type="path", required=True),
             force=dict(type="bool", default=False),
-            key=dict(type="dict", options=dict(
+            key=dict(type="dict", no_log=False, options=dict(
                 key_type=dict(type="str", choices=["ec", "rsa"], default="ec"),
                 curve=dict(type="str", choices=list(_pkcs11.CURVES), default="secp256r1"),
                 size=dict(type="int", default=2048),

@@ -14,16 +14,17 @@ description:
     a temporary directory and renamed into place, so a run killed midway leaves no half runtime.
   - When the runtime is already there (O(present)), the archive is not sent at all.
   - With O(helper), also writes the bundled helper's console entry point, links it from a directory on C(PATH) and
-    checks that it runs (C(version)): the runtime and the helper in one module run.
-  - Run it with the host interpreter the runtime was built for (C(ansible_python_interpreter)): bytecode is
+    checks that it runs (C(version)), so the runtime and the helper take one module run.
+  - Run it with the host interpreter the runtime was built for (C(ansible_python_interpreter)); bytecode is
     compiled with it when the archive has none.
 author:
   - rolesanywhere.fleet maintainers (@rolesanywhere-fleet)
 options:
   src:
-    description: The archive on the controller (RV(rolesanywhere.fleet.python_runtime#module:targets[].path)).
+    description:
+      - The archive on the controller (RV(rolesanywhere.fleet.python_runtime#module:targets[].path)); the action
+        plugin sends it. Needed unless O(present) is true.
     type: path
-    required: true
   dest:
     description: The runtime directory on the host, for example C(/opt/rolesanywhere-fleet/runtime).
     type: path
@@ -41,7 +42,7 @@ options:
     type: bool
     default: true
   present:
-    description: The caller knows the runtime is on the host already (from a probe): the archive is not sent.
+    description: The caller knows the runtime is on the host already (from a probe), so the archive is not sent.
     type: bool
     default: false
   helper:
@@ -111,7 +112,7 @@ def main():
         argument_spec=dict(
             src=dict(type="path"),  # the action plugin replaces it with the copy on the host, or None
             dest=dict(type="path", required=True),
-            key=dict(type="str", required=True),
+            key=dict(type="str", required=True, no_log=False),
             python_version=dict(type="str", required=True),
             compiled=dict(type="bool", default=True),
             present=dict(type="bool", default=False),

@@ -82,7 +82,7 @@ def test_token_with_configuration_store_and_pin_file_for_a_user(tmp_path):
     assert conf.read_text() == content and stat.S_IMODE(conf.stat().st_mode) == 0o644 and conf.stat().st_uid == 0
     nobody = 65534
     assert (store.stat().st_uid, stat.S_IMODE(store.stat().st_mode)) == (nobody, 0o700)
-    token_files = [p for p in store.rglob("*")]
+    token_files = list(store.rglob("*"))
     assert token_files and all(p.stat().st_uid == nobody for p in token_files)
     assert pin_file.read_text() == "24680"
     assert (pin_file.stat().st_uid, stat.S_IMODE(pin_file.stat().st_mode)) == (nobody, 0o600)
