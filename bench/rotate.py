@@ -35,8 +35,8 @@ def slowest_tasks(log_path, count=12):
     marks = [(datetime.datetime.fromisoformat(f"{m.group(1)}.{m.group(2)}"), m.group(3))
              for m in map(banner.match, Path(log_path).read_text().splitlines()) if m]
     spent = collections.Counter()
-    for (started, name), (ended, _) in zip(marks, marks[1:]):
-        spent[name] += (ended - started).total_seconds()
+    for index, (started, name) in enumerate(marks[:-1]):
+        spent[name] += (marks[index + 1][0] - started).total_seconds()
     return [(seconds, name) for name, seconds in spent.most_common(count)]
 
 
