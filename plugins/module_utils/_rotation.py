@@ -219,7 +219,7 @@ class Rotation:
             return plan
         if pending:  # unproven leftovers of a run that stopped: the host never used them
             self._queue_discard(delete_key=True)
-        summary = read_certificate(current["certificate"])
+        summary = read_certificate(current["certificate"], self.state)
         due, reason = due_decision(summary, renew_before, jitter, host, now, force)
         plan.update(due=due, reason=reason)
         fields = {"last_attempt_at": _host_state.timestamp(now)}
@@ -314,10 +314,10 @@ class Rotation:
             self.lock.release(self.owner)
 
 
-def read_certificate(path):
+def read_certificate(path, known=None):
     try:
         with open(path, "rb") as fh:
-            return _host_state.certificate_summary(fh.read())
+            return _host_state.certificate_summary(fh.read(), known)
     except FileNotFoundError:
         raise RotationError(f"the host's certificate {path} is missing: enrol the host first (playbooks/enrol.yml) "
                             "or fix rotate_key_label / rotate_pki_dir") from None

@@ -161,7 +161,7 @@ def main():
     if params["certificate_path"]:
         try:
             with open(params["certificate_path"], "rb") as fh:
-                updates.update(certificate_summary(fh.read()))
+                updates.update(certificate_summary(fh.read(), old))
         except (OSError, ValueError) as exc:
             module.fail_json(msg=f"cannot read certificate {params['certificate_path']}: {exc}")
 

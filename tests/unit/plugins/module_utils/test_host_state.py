@@ -1,4 +1,5 @@
 import datetime
+import hashlib
 import json
 import os
 import stat
@@ -132,3 +133,16 @@ def test_verification_due_after_the_interval(tmp_path, module):
     query = {"path": str(state_path), "state": "query"}
     assert not module("rolesanywhere_host_state", dict(query, verify_interval=3600))["verification_due"]
     assert module("rolesanywhere_host_state", dict(query, verify_interval=300))["verification_due"]
+
+
+def test_summary_of_a_known_certificate_comes_from_the_state_and_a_changed_one_is_read():
+    pem = make_cert(90)
+    summary = certificate_summary(pem)
+    assert summary["certificate_sha256"] == hashlib.sha256(pem).hexdigest()
+    # The same certificate: the recorded summary is the answer (the marker proves the file was not parsed).
+    recorded = dict(summary, subject="CN=recorded")
+    assert certificate_summary(pem, recorded)["subject"] == "CN=recorded"
+    # Another certificate (a user swapped the file, or a renewal): parsed, whatever the state says.
+    other = make_cert(30)
+    assert certificate_summary(other, recorded)["subject"] == summary["subject"]
+    assert certificate_summary(other, recorded)["not_after"] != summary["not_after"]
