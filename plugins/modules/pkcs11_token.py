@@ -37,7 +37,8 @@ options:
   config:
     description:
       - The PKCS#11 library's configuration file (for example C(softhsm2.conf)), written as root with mode 0644
-        before the library is loaded. In check mode a changed configuration means the library is not asked.
+        before the library is loaded; its directory is made readable by everyone (o+rx, other bits kept), since the
+        signing user's library reads it. In check mode a changed configuration means the library is not asked.
     type: dict
     suboptions:
       path:
@@ -160,8 +161,9 @@ def _setup_files(params, check_mode):
     can be asked (in check mode a configuration or store still to be written cannot)."""
     changed = False
     if params["config"]:
-        changed = files.ensure_file(params["config"]["path"], params["config"]["content"].encode("utf-8"), 0, 0,
-                                    0o644, check_mode)
+        path = params["config"]["path"]
+        changed = files.ensure_file(path, params["config"]["content"].encode("utf-8"), 0, 0, 0o644, check_mode)
+        changed = _readable_by_all(os.path.dirname(path), check_mode) or changed
     if params["store"]:
         store = params["store"]
         uid, gid = files.account(store["owner"], store["group"])
@@ -173,6 +175,24 @@ def _setup_files(params, check_mode):
             if not check_mode:  # root's until the token is in it; given to the owner afterwards
                 os.close(files.open_directory(store["path"], 0, 0, create_mode=0o700))
     return changed, not (check_mode and changed)
+
+
+def _readable_by_all(directory, check_mode):
+    """The signing user's library reads the configuration: its directory (Debian ships /etc/softhsm 0750) gets
+    o+rx, its other bits kept. Whether that changed it."""
+    try:
+        fd = files.open_directory(directory, 0)
+    except files.MissingDirectory:
+        return True  # check mode: ensure_file creates it 0755
+    try:
+        mode = os.fstat(fd).st_mode & 0o7777
+        if mode & 0o005 == 0o005:
+            return False
+        if not check_mode:
+            os.fchmod(fd, mode | 0o005)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _hand_over(params, check_mode):

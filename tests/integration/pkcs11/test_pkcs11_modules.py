@@ -4,8 +4,11 @@ Every module: check mode changes nothing -> apply -> rerun unchanged. The token 
 pkcs11-tool and CSRs with openssl, not with the code under test.
 """
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -63,11 +66,22 @@ def test_token_check_apply_rerun(tmp_path):
     assert run_module("pkcs11_key", _key_args(token)).changed
 
 
-def test_token_with_configuration_store_and_pin_file_for_a_user(tmp_path):
+@pytest.fixture
+def traversable_tmp():
+    """A directory every user can traverse (pytest's own are root's 0700): the signing user reads below it."""
+    path = Path(tempfile.mkdtemp(prefix="ra-token-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_token_with_configuration_store_and_pin_file_for_a_user(traversable_tmp):
     """One run writes the library's configuration, creates the store, initialises the token, hands the store to
     the signing user and writes that user's PIN file; check mode before it changes nothing."""
-    os.chmod(tmp_path, 0o755)
+    tmp_path = traversable_tmp
     store, conf, pin_file = tmp_path / "tokens", tmp_path / "etc" / "softhsm2.conf", tmp_path / "pin" / "token.pin"
+    conf.parent.mkdir(mode=0o750)  # as Debian ships /etc/softhsm: the signing user could not read the file
+    os.chmod(conf.parent, 0o2750)
     content = f"directories.tokendir = {store}\nobjectstore.backend = file\nlog.level = ERROR\n"
     args = dict(module_path=SOFTHSM2_MODULE, token_label="ra-user", so_pin="12345678", user_pin="24680",
                 token_env={"SOFTHSM2_CONF": str(conf)}, config=dict(path=str(conf), content=content),
@@ -80,6 +94,7 @@ def test_token_with_configuration_store_and_pin_file_for_a_user(tmp_path):
     applied = run_module("pkcs11_token", args)
     assert applied.changed and applied["user_pin_initialized"] and "ra-user" in _show_slots(conf), applied
     assert conf.read_text() == content and stat.S_IMODE(conf.stat().st_mode) == 0o644 and conf.stat().st_uid == 0
+    assert stat.S_IMODE(conf.parent.stat().st_mode) == 0o2755
     nobody = 65534
     assert (store.stat().st_uid, stat.S_IMODE(store.stat().st_mode)) == (nobody, 0o700)
     token_files = list(store.rglob("*"))
@@ -90,6 +105,10 @@ def test_token_with_configuration_store_and_pin_file_for_a_user(tmp_path):
 
     rerun = run_module("pkcs11_token", args)
     assert not rerun.changed and rerun["serial"] == applied["serial"], rerun
+    # The signing user's library reads the configuration and finds the token in the store it was given.
+    listing = subprocess.run(["runuser", "-u", "nobody", "--", "softhsm2-util", "--show-slots"], capture_output=True,
+                             text=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)}, timeout=30, check=False)
+    assert listing.returncode == 0 and applied["serial"] in listing.stdout, listing.stderr
 
     # A PIN file the user replaced with a link to a root-only file is refused, and the target is not touched.
     secret = tmp_path / "secret"
