@@ -10,8 +10,8 @@ A cold run's wall time includes the local endpoint's answer (ra_local checks the
 the role and the credentials, on the same busy machine). The row "endpoint answer" times the same request
 sent by the helper's own client code inside this process (no interpreter start, no imports, no signing), and
 the endpoint processes' CPU per request, so the part of a cold run that is the helper's own work can be read
-off. The https rows run the helper against a second ra_local with TLS, trusting the system store plus the
-test CA (SSL_CERT_FILE), as a host trusts AWS's endpoint: they show what TLS costs.
+off. The https rows run the helper against a second ra_local with TLS, trusting a copy of the system store's
+hashed directory plus the test CA (SSL_CERT_DIR), as a Debian host trusts AWS's endpoint: they show what TLS costs.
 
 A reference is any binary taking aws_signing_helper's flags (AWS's own binary). It gets the same arguments,
 with the PIN as ?pin-value= (AWS's helper cannot read pin-source). Goal (issue 12): cold <= 5x and cached
@@ -81,6 +81,21 @@ def install_helper(prefix: Path, runtime: Path) -> Path:
     command.write_text(f"#!{sys.executable} -IS\n{source}")
     command.chmod(0o755)
     return command
+
+
+def system_store_with(ca_file: Path, directory: Path) -> Path:
+    """A hashed certificate directory like Debian's /etc/ssl/certs (its links) plus the test CA under its hash."""
+    directory.mkdir()
+    system = Path(ssl.get_default_verify_paths().openssl_capath)
+    for entry in system.iterdir():
+        (directory / entry.name).symlink_to(entry.resolve())
+    subject_hash = subprocess.run(["openssl", "x509", "-noout", "-subject_hash", "-in", str(ca_file)], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+    suffix = 0
+    while (directory / f"{subject_hash}.{suffix}").exists():  # another certificate with the same subject hash
+        suffix += 1
+    (directory / f"{subject_hash}.{suffix}").symlink_to(ca_file)
+    return directory
 
 
 def timed_ms(argv, env):
@@ -195,10 +210,7 @@ def main():
             tls_files = write_tls_files(tmp / "tls")
             ra_tls = start_ra_local(moto, tmp / "ra-tls", tls=tls_files)
             arns_tls = provision(ra_tls, ca.pem())
-            trusted = tmp / "system-store-and-test-ca.pem"
-            trusted.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes()
-                                + Path(tls_files[2]).read_bytes())
-            tls_env = dict(env, SSL_CERT_FILE=str(trusted))
+            tls_env = dict(env, SSL_CERT_DIR=str(system_store_with(Path(tls_files[2]), tmp / "certs")))
             helper = [str(install_helper(tmp / "helper", unpack_runtime(tmp / "helper")))]
             cache = ["--cache-dir", str(tmp / "cache")]
             for kind in ("token", "file"):

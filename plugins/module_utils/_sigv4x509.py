@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import binascii
 import datetime
+import os
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _der
 
@@ -640,6 +641,34 @@ def _connect(host: str, port: int, timeout):
     raise error
 
 
+def _tls_stores(ca_bundle, verify):
+    """Ways to trust the endpoint, each a function making a context, tried in turn on a verification failure.
+
+    The system store's hashed directory comes first when it has one (Debian's /etc/ssl/certs): OpenSSL then
+    reads only the certificates a chain needs, where loading the whole bundle file costs every start ~20 ms.
+    """
+    import ssl
+
+    def context(**where):
+        made = ssl.create_default_context(**where)
+        made.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not verify:
+            made.check_hostname = False
+            made.verify_mode = ssl.CERT_NONE
+        return made
+
+    if ca_bundle or not verify:
+        return [lambda: context(cafile=ca_bundle)]
+    paths = ssl.get_default_verify_paths()
+    directory = paths.capath  # SSL_CERT_DIR or OpenSSL's default, when it exists
+    try:
+        hashed = directory and not os.environ.get(paths.openssl_cafile_env) and any(
+            len(name) == 10 and name.endswith(".0") for name in os.listdir(directory))
+    except OSError:
+        hashed = False
+    return ([lambda: context(capath=directory)] if hashed else []) + [context]
+
+
 def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
     """A connected socket (TLS for https), through HTTPS_PROXY/HTTP_PROXY's CONNECT tunnel when asked for.
 
@@ -656,31 +685,40 @@ def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
         proxy = urllib.request.getproxies().get(url.scheme)
         if proxy and not urllib.request.proxy_bypass(host):
             proxy_url = Url(proxy if "://" in proxy else f"http://{proxy}")
-    sock = _connect(*((proxy_url.hostname, proxy_url.port or 8080) if proxy_url else (host, port)), timeout)
-    try:
-        if proxy_url:
-            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
-            reply = _Reader(sock)
-            status, _headers = _read_head(reply)
-            if status != 200 or reply.pending():
-                raise _MalformedResponse(f"the proxy refused the tunnel (HTTP {status})")
-        if url.scheme == "https":
-            import socket
-            import ssl
 
-            sock = socket.socket(fileno=sock.detach())
+    def connect():
+        sock = _connect(*((proxy_url.hostname, proxy_url.port or 8080) if proxy_url else (host, port)), timeout)
+        try:
+            if proxy_url:
+                authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
+                reply = _Reader(sock)
+                status, _headers = _read_head(reply)
+                if status != 200 or reply.pending():
+                    raise _MalformedResponse(f"the proxy refused the tunnel (HTTP {status})")
+            return sock
+        except BaseException:
+            sock.close()
+            raise
+
+    if url.scheme == "http":
+        return connect()
+    import socket
+    import ssl
+
+    stores = _tls_stores(ca_bundle, verify)
+    for attempt, store in enumerate(stores, 1):
+        sock = socket.socket(fileno=connect().detach())
+        try:
             sock.settimeout(timeout)
-            context = ssl.create_default_context(cafile=ca_bundle)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            if not verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            sock = context.wrap_socket(sock, server_hostname=host)
-        return sock
-    except BaseException:
-        sock.close()
-        raise
+            return store().wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError:
+            sock.close()
+            if attempt == len(stores):
+                raise
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _post(url, path, body, headers, service, ca_bundle, verify, timeout, with_proxy):
