@@ -71,3 +71,12 @@ def test_an_endpoint_no_store_vouches_for_is_refused(stand, ra_endpoint_tls, tls
     assert len(contexts_made) == 2
     assert create_session(stand, ra_endpoint_tls, tls_arns, ca_bundle=ra_endpoint_tls.ca_file).access_key_id
     assert contexts_made[2:] == [{"cafile": ra_endpoint_tls.ca_file}]
+
+
+def test_a_certificate_for_another_name_is_refused(stand, ra_endpoint_tls, tls_arns):
+    """The server certificate names 127.0.0.1 only: reached as localhost, the name check refuses it."""
+    key = sigv4.load_private_key_file(str(stand.file_key_path))
+    certificate = sigv4.load_certificate_file(str(stand.file_cert_path))
+    with pytest.raises(sigv4.TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+        sigv4.create_session(key, certificate, endpoint=f"https://localhost:{ra_endpoint_tls.port}",
+                             ca_bundle=ra_endpoint_tls.ca_file, **tls_arns)
