@@ -243,7 +243,7 @@ def main():
     print(f"  {'':<60} {'wall':>8} {'cpu':>8}")
     for label, (wall, cpu) in results.items():
         print(f"  {label:<60} {wall:8.1f} {cpu:8.1f}")
-    print(f"  (endpoint answer: cpu is ra_local's and moto's, mean per request)")
+    print("  (endpoint answer: cpu is ra_local's and moto's, mean per request)")
     baselines = [(label, value) for label, value in results.items() if label.startswith("reference")]
     if not baselines:
         baselines = [("python -c pass (interpreter start)", results["python -c pass (interpreter start)"])]

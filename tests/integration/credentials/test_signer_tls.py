@@ -45,16 +45,16 @@ def create_session(stand, endpoint, arns, **kwargs):
     return sigv4.create_session(key, certificate, endpoint=endpoint.url, **arns, **kwargs)
 
 
-def test_the_hashed_system_directory_alone_verifies_the_endpoint(stand, ra_endpoint_tls, tls_arns, contexts_made,
-                                                                  monkeypatch, tmp_path):
+def test_the_hashed_system_directory_alone_verifies_the_endpoint(
+        stand, ra_endpoint_tls, tls_arns, contexts_made, monkeypatch, tmp_path):
     directory = hashed_directory(tmp_path / "certs", ra_endpoint_tls.ca_file)
     monkeypatch.setenv("SSL_CERT_DIR", directory)
     assert create_session(stand, ra_endpoint_tls, tls_arns).access_key_id.startswith("ASIA")
     assert contexts_made == [{"capath": directory}]
 
 
-def test_the_whole_store_is_tried_when_the_directory_does_not_vouch(stand, ra_endpoint_tls, tls_arns, contexts_made,
-                                                                     monkeypatch, tmp_path):
+def test_the_whole_store_is_tried_when_the_directory_does_not_vouch(
+        stand, ra_endpoint_tls, tls_arns, contexts_made, monkeypatch, tmp_path):
     unrelated = hashed_directory(tmp_path / "unrelated", stand.file_cert_path)
     monkeypatch.setenv("SSL_CERT_DIR", hashed_directory(tmp_path / "certs", ra_endpoint_tls.ca_file))
     paths = ssl.get_default_verify_paths()
