@@ -9,11 +9,17 @@ profile per key type, pre-signs the requests (the client's signing time is not c
 - the baseline measured in the same run: one direct moto STS call (GetCallerIdentity as the admin user), since
   each CreateSession makes two moto calls (IAM GetRole, STS AssumeRoleWithWebIdentity).
 
-    .venv/bin/python bench/create_session.py [--requests 200] [--threads 4]
+With ``--burn N`` every measurement is repeated while N busy-loop processes compete for the CPUs, so that one run
+shows what load alone does to the figures. The load average is printed at the start and the end.
+
+    .venv/bin/python bench/create_session.py [--requests 200] [--threads 4] [--burn 2]
 """
 import argparse
+import contextlib
 import http.client
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -65,11 +71,48 @@ def describe(latencies):
     return (len(latencies) / sum(latencies), statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000)
 
 
+@contextlib.contextmanager
+def busy_loops(count):
+    """``count`` processes spinning on the CPU while the block runs (stopped by their PIDs afterwards)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def load_average():
+    return " ".join(f"{load:.1f}" for load in os.getloadavg())
+
+
+def measure(endpoint, key_kind, requests, threads, base_median, label):
+    """Print the sequential, concurrent and refused rows for pre-signed ``requests`` (1 warm-up + 2 x n)."""
+    n = (len(requests) - 1) // 2
+    warm, sequential, parallel = requests[:1], requests[1:n + 1], requests[n + 1:]
+    send_all(endpoint, warm)
+    latencies, statuses = send_all(endpoint, sequential)
+    assert statuses == {201}, statuses
+    rate, median, p95 = describe(latencies)
+    print(f"{key_kind:<10}{label + 'sequential, 1 connection':<34}{rate:>8.1f}{median:>11.1f}{p95:>9.1f}{median / base_median:>12.1f}")
+    rate, statuses = concurrent_rate(endpoint, parallel, threads)
+    assert statuses == {201}, statuses
+    print(f"{key_kind:<10}{label + f'concurrent, {threads} connections':<34}{rate:>8.1f}")
+    tampered = [(url, headers, body.replace(b"900", b"901")) for url, headers, body in sequential]
+    latencies, statuses = send_all(endpoint, tampered)
+    assert statuses == {403}, statuses
+    rate, median, p95 = describe(latencies)
+    print(f"{key_kind:<10}{label + 'refused (bad signature)':<34}{rate:>8.1f}{median:>11.1f}{p95:>9.1f}{median / base_median:>12.1f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per measurement")
     parser.add_argument("--threads", type=int, default=4, help="connections for the concurrent measurement")
+    parser.add_argument("--burn", type=int, default=0, help="repeat each measurement with this many busy loops")
     args = parser.parse_args()
+    print(f"load average {load_average()} at the start")
 
     with tempfile.TemporaryDirectory(prefix="bench-ra-") as workdir:
         moto = start_moto(log_path=Path(workdir) / "moto.log")
@@ -85,31 +128,21 @@ def main():
                 baseline.append(time.perf_counter() - started)
             base_median = statistics.median(baseline) * 1000
             print(f"baseline  moto STS GetCallerIdentity (boto3): median {base_median:.1f} ms over {args.requests} calls")
-            print(f"{'key':<10}{'case':<26}{'req/s':>8}{'median ms':>11}{'p95 ms':>9}{'x baseline':>12}")
+            print(f"{'key':<10}{'case':<34}{'req/s':>8}{'median ms':>11}{'p95 ms':>9}{'x baseline':>12}")
             for key_kind in ("ec", "rsa"):
                 ca = CA(f"bench CA {key_kind}", key_kind=key_kind)
                 arns = provision(endpoint, ca.pem)
                 cert, key = ca.issue(key_kind=key_kind, cn=f"bench-{key_kind}.example.test")
-                total = args.requests * 2 + 1
-                requests = [signed_request(endpoint, cert, key, arns, duration=900) for _ in range(total)]
-                warm, sequential, parallel = requests[:1], requests[1:args.requests + 1], requests[args.requests + 1:]
-                send_all(endpoint, warm)
-                latencies, statuses = send_all(endpoint, sequential)
-                assert statuses == {201}, statuses
-                rate, median, p95 = describe(latencies)
-                print(f"{key_kind:<10}{'sequential, 1 connection':<26}{rate:>8.1f}{median:>11.1f}{p95:>9.1f}{median / base_median:>12.1f}")
-                rate, statuses = concurrent_rate(endpoint, parallel, args.threads)
-                assert statuses == {201}, statuses
-                print(f"{key_kind:<10}{f'concurrent, {args.threads} connections':<26}{rate:>8.1f}")
-                tampered = [(url, headers, body.replace(b"900", b"901")) for url, headers, body in sequential]
-                latencies, statuses = send_all(endpoint, tampered)
-                assert statuses == {403}, statuses
-                rate, median, p95 = describe(latencies)
-                print(f"{key_kind:<10}{'refused (bad signature)':<26}{rate:>8.1f}{median:>11.1f}{p95:>9.1f}{median / base_median:>12.1f}")
+                for burn in sorted({0, args.burn}):
+                    requests = [signed_request(endpoint, cert, key, arns, duration=900) for _ in range(args.requests * 2 + 1)]
+                    with busy_loops(burn):
+                        measure(endpoint, key_kind, requests, args.threads, base_median,
+                                f"{burn} busy loops, " if args.burn else "")
         finally:
             if endpoint:
                 endpoint.stop()
             moto.stop()
+    print(f"load average {load_average()} at the end")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ options:
     description:
       - V(begin) takes the lock and decides (due or not, leftovers of a stopped run to discard, a switch to
         finish, an old generation to retire); with nothing to do it records V(ok) and frees the lock.
-      - V(record) notes that O(phase) is done; V(switched) makes the proven generation current.
+      - V(record) notes that O(phase) is done; V(switched) makes the proven generation current, after running
+        O(profiles) as V(verify) does (the switch is recorded only when each of them gets credentials).
       - V(verify) runs each profile's C(credential_process) as its user, as an AWS SDK would.
       - V(finish) records the renewed (or ok) state and frees the lock; V(fail) records O(error) and returns what
         to undo; V(rolled_back) notes that the configs use the current generation again; V(release) frees the lock.
@@ -98,7 +99,7 @@ options:
     type: bool
     default: false
   profiles:
-    description: For O(action=verify), the profiles to run (C(user), C(profile), optional C(config_path)).
+    description: For O(action=verify) and O(action=switched), the profiles to run (C(user), C(profile), optional C(config_path)).
     type: list
     elements: dict
     default: []
@@ -182,8 +183,8 @@ discard:
   type: list
   elements: dict
 verified:
-  description: For V(verify), per profile the expiry of the credentials it obtained.
-  returned: action=verify
+  description: For V(verify) and V(switched), per profile the expiry of the credentials it obtained.
+  returned: action=verify or action=switched
   type: list
   elements: dict
 host_state:
@@ -281,6 +282,7 @@ def main():
             if action == "record":
                 rotation.record(params["phase"])
             elif action == "switched":
+                result["verified"] = verify_profiles(params["profiles"])
                 rotation.switched()
             elif action == "finish":
                 rotation.finish(now)

@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 # Each run is killed when the banner of the named task shows, i.e. right after the step before it.
 KILL_POINTS = [
     "Journal: key made",                                   # after keygen
-    "Journal: CSR made",                                   # after the CSR
-    "Journal: certificate issued",                         # after issuance
+    "This host's request for the own CA",                  # after the CSR
+    "Stop when the CA host was unreachable",               # after issuance
     "Prove the new key and certificate",                   # after install
     "Check that each profile now gets credentials",        # mid-switch: configs rewritten, not yet recorded
     "Retire the old generation",                           # switched, before retiring the old key
