@@ -87,9 +87,27 @@ class Pkcs11Uri:
         return path
 
 
-def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
-    from urllib.parse import unquote
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
+
+def unquote(text: str, encoding: str = "utf-8") -> str:
+    """urllib.parse.unquote (its import costs a token key's cold start more than the URI it decodes)."""
+    pieces = text.split("%")
+    decoded, pending = [pieces[0]], bytearray()
+    for piece in pieces[1:]:
+        if len(piece) >= 2 and _HEX_DIGITS.issuperset(piece[:2]):
+            pending.append(int(piece[:2], 16))
+            piece = piece[2:]
+        else:
+            piece = "%" + piece
+        if piece:
+            decoded += [pending.decode(encoding, "replace"), piece]
+            pending.clear()
+    decoded.append(pending.decode(encoding, "replace"))
+    return "".join(decoded)
+
+
+def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
     if not uri.startswith("pkcs11:"):
         raise HelperError(f"{uri!r} is not a pkcs11: URI")
     body = uri[len("pkcs11:"):]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import datetime
+import sys
 
 OID_EC_PUBLIC_KEY = bytes.fromhex("2a8648ce3d0201")
 OID_RSA_ENCRYPTION = bytes.fromhex("2a864886f70d010101")
@@ -27,12 +28,12 @@ UTC_TIME, GENERALIZED_TIME = 0x17, 0x18
 def sha256(data: bytes = b""):
     """hashlib.sha256 without importing hashlib, which loads OpenSSL's libcrypto (milliseconds per start)."""
     try:
-        from _sha2 import sha256 as builtin  # Python 3.12 and later
-    except ImportError:
-        try:
-            from _sha256 import sha256 as builtin  # Python 3.11 and earlier
-        except ImportError:
-            from hashlib import sha256 as builtin
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256 as builtin
+        else:
+            from _sha256 import sha256 as builtin
+    except ImportError:  # an interpreter built without its own SHA-2
+        from hashlib import sha256 as builtin
     return builtin(data)
 
 

@@ -6,7 +6,9 @@
 Pure Python (stdlib + cryptography, no Ansible): used by the ``rolesanywhere_session`` module, by the
 bundled credential helper installed on hosts, and by the tests. The helper starts once per credential
 refresh, so nothing heavy is imported up front: certificates are read with _der, HTTP is a few lines over
-a socket, and cryptography is imported only to use a file key (token keys from _token_signer sign alone). It sends the request the way AWS's
+a socket (the ``socket`` module and ``ssl`` only for https), JSON goes through CPython's ``_json``
+accelerator (``json``, ``re`` and ``urllib.parse`` would import ``enum`` and more), and cryptography is
+imported only to use a file key (token keys from _token_signer sign alone). It sends the request the way AWS's
 ``aws_signing_helper`` does: ARNs in the query, body ``{"durationSeconds":N}``, Content-Type
 ``application/json``, signed headers ``content-type;host;x-amz-date;x-amz-x509[;x-amz-x509-chain]``.
 The signature is one SHA-256 signature over the string to sign with the certificate's key (ECDSA as DER,
@@ -22,10 +24,7 @@ from __future__ import annotations
 
 import binascii
 import datetime
-import json
-import re
-from collections import namedtuple
-from urllib.parse import quote, urlsplit
+import os
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _der
 
@@ -37,8 +36,23 @@ ALGORITHM_RSA = "AWS4-X509-RSA-SHA256"
 DEFAULT_DURATION = 3600
 DEFAULT_TIMEOUT = 30
 USER_AGENT = "rolesanywhere.fleet-signer/0.1.0"
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_JSON_SPACE = " \t\n\r"
 
-_ARN = re.compile(r"^arn:(?P<partition>[^:]+):(?P<service>[^:]+):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
+try:
+    from _json import encode_basestring_ascii as _json_string, make_scanner as _make_json_scanner
+except ImportError:  # not CPython: the json module's pure-Python fallbacks
+    from json.decoder import JSONDecoder as _JsonContext
+    from json.encoder import py_encode_basestring_ascii as _json_string
+    from json.scanner import py_make_scanner as _make_json_scanner
+else:
+    class _JsonContext:
+        """The settings _json's scanner reads from a json.JSONDecoder: plain json.loads semantics."""
+
+        strict = True
+        object_hook = object_pairs_hook = None
+        parse_float = parse_constant = float
+        parse_int = int
 
 
 class RolesAnywhereError(Exception):
@@ -75,15 +89,71 @@ class ResponseError(RolesAnywhereError):
     """The endpoint answered success but the body is not a usable CreateSession response."""
 
 
-# dataclasses would cost the cold start of every credential_process call ~7 ms (it imports inspect).
-Arn = namedtuple("Arn", "partition service region account resource")
+def json_object(fields: dict) -> str:
+    """``json.dumps(fields, separators=(",", ":"))`` for str and int values, without importing json."""
+    return "{" + ",".join(f"{_json_string(name)}:{_json_string(value) if isinstance(value, str) else int(value)}"
+                          for name, value in fields.items()) + "}"
+
+
+def json_loads(data):
+    """``json.loads`` for a str or UTF-8 bytes document, without importing json; raises ValueError."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    try:
+        value, end = _make_json_scanner(_JsonContext())(text, start)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    if text[end:].strip(_JSON_SPACE):
+        raise ValueError("extra data after the JSON document")
+    return value
+
+
+class Arn:
+    """The parts of an ARN (a class, not a namedtuple: collections costs the helper's cold start)."""
+
+    def __init__(self, partition, service, region, account, resource):
+        self.partition = partition
+        self.service = service
+        self.region = region
+        self.account = account
+        self.resource = resource
 
 
 def parse_arn(value: str, what: str) -> Arn:
-    match = _ARN.match(value or "")
-    if not match:
+    parts = (value or "").split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or not all(parts[1:3]) or not parts[5] or "\n" in value:
         raise ConfigurationError(f"{what} {value!r} is not an ARN (expected arn:aws:rolesanywhere:REGION:ACCOUNT:...)")
-    return Arn(**match.groupdict())
+    return Arn(*parts[1:])
+
+
+class Url:
+    """What the client needs of an endpoint URL, split as urllib.parse.urlsplit does (without importing it)."""
+
+    def __init__(self, text: str):
+        scheme, separator, rest = text.partition("://")
+        self.scheme = scheme.lower() if separator else ""
+        rest = rest if separator else ""
+        cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+        self.netloc, self.path = rest[:cut], rest[cut:].split("?", 1)[0].split("#", 1)[0]
+        hostinfo = self.netloc.rpartition("@")[2]
+        if hostinfo.startswith("["):
+            host, bracket, port = hostinfo[1:].partition("]")
+            if not bracket or (port and not port.startswith(":")):
+                raise ConfigurationError(f"endpoint {text!r} has a malformed [IPv6] host: use e.g. https://[::1]:8443")
+            port = port[1:]
+        else:
+            host, _sep, port = hostinfo.partition(":")
+        self.hostname = host.lower() or None
+        self._port = port or None
+
+    @property
+    def port(self):
+        """The port as an int, or None; ValueError for a bad one (as urlsplit's ``port``)."""
+        if self._port is None:
+            return None
+        if not (self._port.isdigit() and self._port.isascii()) or int(self._port) > 65535:
+            raise ValueError(f"port {self._port!r} is not a number from 0 to 65535")
+        return int(self._port)
 
 
 def signing_region(trust_anchor_arn: str, profile_arn: str, region: str | None = None) -> str:
@@ -111,7 +181,7 @@ def amz_date(moment: datetime.datetime) -> str:
 
 def _uri_encode(value: str) -> str:
     # RFC 3986: only A-Z a-z 0-9 - _ . ~ stay unescaped, uppercase %XX.
-    return quote(value, safe="-_.~")
+    return "".join(chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in value.encode("utf-8"))
 
 
 def canonical_query(params: dict) -> str:
@@ -176,7 +246,14 @@ def sign_string(key, text: str) -> str:
     if algorithm_for(key) == ALGORITHM_EC:
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        return key.sign(data, ec.ECDSA(hashes.SHA256())).hex()
+        class Sha256Ecdsa(ec.ECDSA):
+            """ECDSA with SHA-256 and random nonces, made without ECDSA.__init__: it imports cryptography's whole
+            OpenSSL backend (RSA, ciphers, random: ~7 ms of a file key's cold start) only to vet RFC 6979 support."""
+
+            algorithm = property(lambda self: hashes.SHA256())
+            deterministic_signing = property(lambda self: False)
+
+        return key.sign(data, object.__new__(Sha256Ecdsa)).hex()
     from cryptography.hazmat.primitives.asymmetric import padding
 
     return key.sign(data, padding.PKCS1v15(), hashes.SHA256()).hex()
@@ -210,7 +287,7 @@ def request_body(duration_seconds: int = DEFAULT_DURATION, role_session_name: st
     body = {"durationSeconds": int(duration_seconds)}
     if role_session_name:
         body["roleSessionName"] = role_session_name
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return json_object(body).encode("utf-8")
 
 
 class SignedRequest:
@@ -417,15 +494,14 @@ class Session:
 
     def credential_process_json(self) -> str:
         """The SDK ``credential_process`` document, byte for byte as aws_signing_helper prints it."""
-        return json.dumps(
+        return json_object(
             {
                 "Version": 1,
                 "AccessKeyId": self.access_key_id,
                 "SecretAccessKey": self.secret_access_key,
                 "SessionToken": self.session_token,
                 "Expiration": self.expiration,
-            },
-            separators=(",", ":"),
+            }
         )
 
 
@@ -438,7 +514,7 @@ def parse_timestamp(value: str) -> datetime.datetime:
 
 def parse_session_response(body: bytes) -> Session:
     try:
-        document = json.loads(body)
+        document = json_loads(body)
         entry = document["credentialSet"][0]
         creds = entry["credentials"]
         fields = {name: creds[name] for name in ("accessKeyId", "secretAccessKey", "sessionToken", "expiration")}
@@ -469,7 +545,7 @@ def parse_session_response(body: bytes) -> Session:
 def _error_from_response(status: int, headers: dict, body: bytes) -> ServiceError:
     """The service's error; ``headers`` have lowercased names (as _post returns them)."""
     try:
-        document = json.loads(body or b"{}")
+        document = json_loads(body or b"{}")
         if not isinstance(document, dict):
             document = {}
     except ValueError:
@@ -483,6 +559,37 @@ def _error_from_response(status: int, headers: dict, body: bytes) -> ServiceErro
 
 class _MalformedResponse(OSError):
     """The peer's answer is not HTTP/1.x."""
+
+
+class _Reader:
+    """Buffered ``readline``/``read`` over a socket's ``recv`` (``makefile`` needs the socket module)."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._buffer = b""
+
+    def _fill(self) -> bool:
+        chunk = self._sock.recv(65536)
+        self._buffer += chunk
+        return bool(chunk)
+
+    def _take(self, size: int) -> bytes:
+        taken, self._buffer = self._buffer[:size], self._buffer[size:]
+        return taken
+
+    def readline(self, limit: int) -> bytes:
+        while b"\n" not in self._buffer and len(self._buffer) < limit and self._fill():
+            pass
+        end = self._buffer.find(b"\n", 0, limit)
+        return self._take(end + 1 if end >= 0 else limit)
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or len(self._buffer) < size) and self._fill():
+            pass
+        return self._take(len(self._buffer) if size < 0 else size)
+
+    def pending(self) -> bool:
+        return bool(self._buffer)
 
 
 def _read_head(stream):
@@ -514,13 +621,59 @@ def _read_body(stream, headers) -> bytes:
     return stream.read()
 
 
+def _connect(host: str, port: int, timeout):
+    """A connected ``_socket.socket``: socket.create_connection without the socket module, whose enums cost
+    more than a whole plain-HTTP request; https wraps it in the socket module's class for ssl."""
+    import _socket
+
+    if host.isascii():
+        host = host.encode("ascii")  # a str host costs an import of the idna codec
+    error = OSError(f"no address for {host!r}")
+    for family, kind, proto, _name, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+def _tls_stores(ca_bundle, verify):
+    """Ways to trust the endpoint, each a function making a context, tried in turn on a verification failure.
+
+    The system store's hashed directory comes first when it has one (Debian's /etc/ssl/certs): OpenSSL then
+    reads only the certificates a chain needs, where loading the whole bundle file costs every start ~20 ms.
+    """
+    import ssl
+
+    def context(**where):
+        made = ssl.create_default_context(**where)
+        made.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not verify:
+            made.check_hostname = False
+            made.verify_mode = ssl.CERT_NONE
+        return made
+
+    if ca_bundle or not verify:
+        return [lambda: context(cafile=ca_bundle)]
+    paths = ssl.get_default_verify_paths()
+    directory = paths.capath  # SSL_CERT_DIR or OpenSSL's default, when it exists
+    try:
+        hashed = directory and not os.environ.get(paths.openssl_cafile_env) and any(
+            len(name) == 10 and name.endswith(".0") for name in os.listdir(directory))
+    except OSError:
+        hashed = False
+    return ([lambda: context(capath=directory)] if hashed else []) + [context]
+
+
 def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
     """A connected socket (TLS for https), through HTTPS_PROXY/HTTP_PROXY's CONNECT tunnel when asked for.
 
     A single request needs so little of http.client that importing it would cost the helper more than the request.
     """
-    import socket
-
     if url.scheme not in ("http", "https"):
         raise ConfigurationError(f"endpoint scheme {url.scheme!r} is not supported: use https:// or http://")
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
@@ -531,32 +684,43 @@ def _open_socket(url, ca_bundle, verify, timeout, with_proxy):
 
         proxy = urllib.request.getproxies().get(url.scheme)
         if proxy and not urllib.request.proxy_bypass(host):
-            proxy_url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    target = (proxy_url.hostname, proxy_url.port or 8080) if proxy_url else (host, port)
-    if target[0].isascii():
-        target = (target[0].encode("ascii"), target[1])  # a str host costs an import of the idna codec
-    sock = socket.create_connection(target, timeout=timeout)
-    try:
-        if proxy_url:
-            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
-            with sock.makefile("rb") as stream:
-                status, _headers = _read_head(stream)
-            if status != 200:
-                raise _MalformedResponse(f"the proxy refused the tunnel (HTTP {status})")
-        if url.scheme == "https":
-            import ssl
+            proxy_url = Url(proxy if "://" in proxy else f"http://{proxy}")
 
-            context = ssl.create_default_context(cafile=ca_bundle)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            if not verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            sock = context.wrap_socket(sock, server_hostname=host)
-        return sock
-    except BaseException:
-        sock.close()
-        raise
+    def connect():
+        sock = _connect(*((proxy_url.hostname, proxy_url.port or 8080) if proxy_url else (host, port)), timeout)
+        try:
+            if proxy_url:
+                authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
+                reply = _Reader(sock)
+                status, _headers = _read_head(reply)
+                if status != 200 or reply.pending():
+                    raise _MalformedResponse(f"the proxy refused the tunnel (HTTP {status})")
+            return sock
+        except BaseException:
+            sock.close()
+            raise
+
+    if url.scheme == "http":
+        return connect()
+    import socket
+    import ssl
+
+    stores = _tls_stores(ca_bundle, verify)
+    # An ASCII name as bytes: a str goes through the idna codec (re, stringprep, unicodedata: ~5 ms per start).
+    server_name = host.encode("ascii") if host.isascii() else host
+    for attempt, store in enumerate(stores, 1):
+        sock = socket.socket(fileno=connect().detach())
+        try:
+            sock.settimeout(timeout)
+            return store().wrap_socket(sock, server_hostname=server_name)
+        except ssl.SSLCertVerificationError:
+            sock.close()
+            if attempt == len(stores):
+                raise
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _post(url, path, body, headers, service, ca_bundle, verify, timeout, with_proxy):
@@ -569,10 +733,13 @@ def _post(url, path, body, headers, service, ca_bundle, verify, timeout, with_pr
     request = f"POST {path} HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
     try:
         sock = _open_socket(url, ca_bundle, verify, timeout, with_proxy)
-        with sock, sock.makefile("rb") as stream:
-            sock.sendall(request.encode("latin-1") + body)
+        try:
+            sock.sendall(request.encode("latin-1") + body)  # one write: no Nagle wait between head and body
+            stream = _Reader(sock)
             status, answer_headers = _read_head(stream)
             return status, answer_headers, _read_body(stream, answer_headers)
+        finally:
+            sock.close()
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise TransportError(f"cannot reach the {service} endpoint {url.scheme}://{host}: {reason}") from None
@@ -597,7 +764,7 @@ def create_session(
 ) -> Session:
     """Call CreateSession and return the parsed credentials; raises a RolesAnywhereError subclass."""
     region = signing_region(trust_anchor_arn, profile_arn, region)
-    url = urlsplit(endpoint or default_endpoint(region))
+    url = Url(endpoint or default_endpoint(region))
     if not url.hostname:
         raise ConfigurationError(f"endpoint {endpoint!r} has no host: use e.g. https://host:port")
     host = url.netloc.rsplit("@", 1)[-1]
@@ -645,7 +812,7 @@ def get_caller_identity(
     """
     from xml.etree import ElementTree
 
-    url = urlsplit(endpoint or f"https://sts.{region}.amazonaws.com")
+    url = Url(endpoint or f"https://sts.{region}.amazonaws.com")
     if not url.hostname:
         raise ConfigurationError(f"STS endpoint {endpoint!r} has no host: use e.g. https://host:port")
     host = url.netloc.rsplit("@", 1)[-1]
