@@ -50,6 +50,12 @@ def credential_args(user, home, **extra):
     return args
 
 
+def rotation_args(user, home):
+    """The rotation's decision on a host whose pki dir the user owns (~/pki): it reads the current certificate."""
+    return dict(action="begin", run_id="run-" + user, host="host1", path=places(user)[0] + "/rotation.fact",
+                pki_dir=f"{home}/pki", lock_ttl=30, lock_wait=2, metrics_dir="")
+
+
 def scenarios(user, home):
     secret_file, victim = places(user)[1:]
     aws_pin = dict(impl="aws", pin_file=f"{home}/pin")
@@ -83,6 +89,17 @@ def scenarios(user, home):
                  "mkdir -p $H/store && rm -f $H/store/planted",
                  "owned_path", dict(path=f"{home}/store", state="tree", owner=user, mode="0700"), "hard links",
                  plant_as_root=f"ln {secret_file} {home}/store/planted"),
+        Scenario("rotation: the current certificate is a symlink to a root-only file",
+                 "mkdir -p $H/pki && ln -sfn " + secret_file + " $H/pki/rolesanywhere.pem",
+                 "rolesanywhere_rotation", rotation_args(user, home), "is a symbolic link",
+                 checks=[f"test \"$(readlink {home}/pki/rolesanywhere.pem)\" = {secret_file} && echo OK"]),
+        Scenario("rotation: the current certificate is a hard link to a root-only file",
+                 "mkdir -p $H/pki && rm -f $H/pki/rolesanywhere.pem",
+                 "rolesanywhere_rotation", rotation_args(user, home), "hard links",
+                 plant_as_root=f"ln {secret_file} {home}/pki/rolesanywhere.pem"),
+        Scenario("rotation: the pki dir is a symlink to a root-owned directory",
+                 "rm -rf $H/pki && ln -s " + victim + " $H/pki",
+                 "rolesanywhere_rotation", rotation_args(user, home), "symbolic link owned by uid"),
     ]
 
 
@@ -155,7 +172,7 @@ def run_scenarios(target, user):
                 if target.sh(check + " || true").strip() != "OK":
                     problems.append((scenario.name, f"check failed: {check}"))
             # the next scenario starts from a clean tree (as root: the user cannot remove root's planted links)
-            target.sh(f"rm -rf {home}/.aws {home}/pin {home}/.config {home}/store")
+            target.sh(f"rm -rf {home}/.aws {home}/pin {home}/.config {home}/store {home}/pki")
     finally:
         teardown(target, user)
     return problems
