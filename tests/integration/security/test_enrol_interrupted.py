@@ -1,7 +1,6 @@
 """Class 5: enrol.yml killed (SIGKILL to the controller's process group) at named steps and at random moments (a
 seeded random task and a random moment inside it: set RA_KILL_SEED to replay; the seed is printed and named in
-every failure), then rerun; and two
-enrol.yml runs against one host at once.
+every failure), then rerun; and two enrol.yml runs against one host at once.
 
 Right after each kill, before any rerun, every host must be "either as it was or enrolled": the hosts start
 with nothing of the collection, so each piece the run manages must be absent or complete on its own
