@@ -74,7 +74,7 @@ def runtime_key(python_version, machine, glibc, packages, wheelhouses=(), index_
         raise RuntimeBuildError(f"host Python version {python_version!r} is not X.Y (e.g. 3.11)")
     inputs = {"python": python_version, "platforms": platforms(machine, glibc), "packages": sorted(packages),
               "sources": _sources_fingerprint(wheelhouses, index_url), "modules": _modules_fingerprint(modules),
-              "format": 2}
+              "format": 3, "stripped": bool(shutil.which("strip"))}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -88,6 +88,18 @@ def _compiler(python_version):
     if "%d.%d" % sys.version_info[:2] == python_version:
         return sys.executable
     return shutil.which(f"python{python_version}")
+
+
+def _strip_debug_info(directory):
+    """Drop debug sections from extension modules (python-pkcs11's are 7 of its 8 MB): every host receives them."""
+    strip = shutil.which("strip")
+    if not strip:
+        return
+    libraries = [os.path.join(root, name) for root, _, names in os.walk(directory) for name in names
+                 if name.endswith(".so")]
+    if libraries:
+        subprocess.run([strip, "--strip-debug", *libraries], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
 
 
 def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, wheelhouses=(), index_url=None,
@@ -144,6 +156,7 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
                         f"manylinux_2_17_{machine} -d <wheelhouse> {missing}) or point the runtime at an index that has it")
                 raise RuntimeBuildError(f"pip could not build the runtime for CPython {python_version} on {machine}: "
                                         + " ".join(proc.stderr.strip().splitlines()[-3:]))
+            _strip_debug_info(target)
             if modules:
                 os.makedirs(os.path.join(target, MODULE_UTILS))
                 for module_file in modules:
@@ -166,3 +179,95 @@ def build(python_version, machine, glibc, cache_dir, packages=DEFAULT_PACKAGES, 
                 json.dump({"compiled": compiled}, info)
     result["built"] = True
     return result
+
+
+class RuntimeInstallError(Exception):
+    """A runtime cannot be installed on this host; the message names the problem and the fix."""
+
+
+def _members(archive, key):
+    """The archive's files under ``<key>/``: anything else (absolute names, ``..``, links, devices) is refused."""
+    members = []
+    for member in archive.getmembers():
+        name = os.path.normpath(member.name)
+        if member.name == "current" and member.issym():
+            continue  # the link is made here, pointing at what was unpacked
+        if (name.startswith(("/", "..")) or not (name == key or name.startswith(key + "/"))
+                or not (member.isfile() or member.isdir())):
+            raise RuntimeInstallError(f"runtime archive member {member.name!r} is not a file or directory under "
+                                      f"{key}/: rebuild the archive with the python_runtime module")
+        member.mode = 0o755 if member.isdir() or member.mode & 0o111 else 0o644
+        member.uid = member.gid = 0
+        members.append(member)
+    return members
+
+
+def _replace_link(target, link_path):
+    """Point ``link_path`` at ``target`` with one rename (readers see the old or the new link, never none)."""
+    try:
+        if os.readlink(link_path) == target:
+            return False
+    except OSError:
+        pass
+    temporary = f"{link_path}.{os.getpid()}.tmp"
+    os.symlink(target, temporary)
+    os.replace(temporary, link_path)
+    return True
+
+
+def install(archive_path, dest, key, python_version, compiled=True, check_mode=False):
+    """Unpack the runtime ``<dest>/<key>/python<X.Y>`` (atomically: a killed run leaves no half runtime) and point
+    ``<dest>/current`` at it. ``archive_path`` may be None when the runtime is known to be there. Returns
+    ``(changed, runtime_dir)``."""
+    if not _VERSION.match(python_version or "") or not re.match(r"^[0-9a-f]{16}$", key or ""):
+        raise RuntimeInstallError(f"runtime key {key!r} or Python version {python_version!r} is malformed: pass the "
+                                  "key and python_version the python_runtime module returned")
+    relative = os.path.join(key, f"python{python_version}")
+    runtime_dir = os.path.join(dest, relative)
+    present = os.path.isdir(runtime_dir)
+    if check_mode:
+        return not present or os.path.realpath(os.path.join(dest, "current")) != runtime_dir, runtime_dir
+    if not present:
+        if archive_path is None:
+            raise RuntimeInstallError(f"{runtime_dir} is missing and no archive was sent: run again without "
+                                      "present=true")
+        os.makedirs(dest, mode=0o755, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".unpack-", dir=dest)
+        try:
+            with tarfile.open(archive_path) as archive:
+                archive.extractall(work, members=_members(archive, key))
+            if not os.path.isdir(os.path.join(work, relative)):
+                raise RuntimeInstallError(f"the archive has no {relative}: it was built for another Python version")
+            if not compiled:
+                subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(work, relative)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            os.makedirs(os.path.join(dest, key), mode=0o755, exist_ok=True)
+            os.rename(os.path.join(work, relative), runtime_dir)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    linked = _replace_link(relative, os.path.join(dest, "current"))
+    return not present or linked, runtime_dir
+
+
+def install_command(path, content, link=None, check_mode=False):
+    """Write an executable (0755, root's, renamed into place) and link it from ``link``; returns whether anything
+    changed. Both live in root-owned directories (the prefix, /usr/local/bin)."""
+    try:
+        with open(path) as current:
+            same = current.read() == content and os.stat(path).st_mode & 0o7777 == 0o755
+    except OSError:
+        same = False
+    linked = link is None or (os.path.islink(link) and os.readlink(link) == path)
+    if check_mode or (same and linked):
+        return not (same and linked)
+    if not same:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755), "w") as out:
+            out.write(content)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, path)
+    if link is not None:
+        os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
+        _replace_link(path, link)
+    return True

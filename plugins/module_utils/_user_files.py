@@ -19,7 +19,9 @@ Pure Python (standard library); host-side code: Python 3.9+.
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import secrets
 import stat
 
@@ -257,3 +259,59 @@ def chown_tree(dir_fd, uid, gid, path, dry_run=False):
             finally:
                 os.close(fd)
     return changed
+
+
+def account(owner, group):
+    """(uid, gid) of a local user and a group (default: the user's primary group)."""
+    try:
+        user = pwd.getpwnam(owner)
+    except KeyError:
+        raise UnsafePath(f"user {owner!r} does not exist on this host: create it or fix owner") from None
+    if group is None:
+        return user.pw_uid, user.pw_gid
+    try:
+        return user.pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise UnsafePath(f"group {group!r} does not exist on this host: create it or fix group") from None
+
+
+def ensure_directory(path, uid, gid, mode, recurse, check_mode):
+    """Create or fix a directory for ``uid`` (with ``recurse``, everything below it too); whether it changed."""
+    try:
+        fd = open_directory(path, uid, gid)
+        created = False
+    except MissingDirectory:
+        if check_mode:
+            return True
+        fd, created = open_directory(path, uid, gid, create_mode=mode), True
+    try:
+        if check_mode:
+            info = os.fstat(fd)
+            changed = (info.st_mode & 0o7777, info.st_uid, info.st_gid) != (mode, uid, gid)
+        else:
+            changed = set_directory(fd, mode, uid, gid) or created
+        if recurse:
+            changed = chown_tree(fd, uid, gid, path, dry_run=check_mode) > 0 or changed
+        return changed
+    finally:
+        os.close(fd)
+
+
+def ensure_file(path, content, uid, gid, mode, check_mode):
+    """Missing parent directories are created (root's 0755 in root's tree, the owner's 0700 in the owner's)."""
+    directory, name = split(path)
+    try:
+        fd = open_directory(directory, uid)
+    except MissingDirectory:
+        if check_mode:
+            return True
+        fd = open_directory(directory, uid, gid, create_mode=0o755)
+    try:
+        current = read_file(fd, name, uid, path)
+        info = entry_stat(fd, name)
+        changed = current != content or (info.st_mode & 0o7777, info.st_uid, info.st_gid) != (mode, uid, gid)
+        if changed and not check_mode:
+            write_file(fd, name, content, mode, uid, gid, path)
+        return changed
+    finally:
+        os.close(fd)

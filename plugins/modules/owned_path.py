@@ -80,67 +80,9 @@ path:
   sample: /etc/rolesanywhere-fleet/token.pin
 """
 
-import grp
-import os
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files as files
-
-
-def account(owner, group):
-    try:
-        user = pwd.getpwnam(owner)
-    except KeyError:
-        raise files.UnsafePath(f"user {owner!r} does not exist on this host: create it or fix owner") from None
-    if group is None:
-        return user.pw_uid, user.pw_gid
-    try:
-        return user.pw_uid, grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise files.UnsafePath(f"group {group!r} does not exist on this host: create it or fix group") from None
-
-
-def directory_changes(path, uid, gid, mode, recurse, check_mode):
-    try:
-        fd = files.open_directory(path, uid, gid)
-        created = False
-    except files.MissingDirectory:
-        if check_mode:
-            return True
-        fd, created = files.open_directory(path, uid, gid, create_mode=mode), True
-    try:
-        if check_mode:
-            info = os.fstat(fd)
-            changed = (info.st_mode & 0o7777, info.st_uid, info.st_gid) != (mode, uid, gid)
-        else:
-            changed = files.set_directory(fd, mode, uid, gid) or created
-        if recurse:
-            changed = files.chown_tree(fd, uid, gid, path, dry_run=check_mode) > 0 or changed
-        return changed
-    finally:
-        os.close(fd)
-
-
-def file_changes(path, content, uid, gid, mode, check_mode):
-    """Missing parent directories are created (root's 0755 in root's tree, the owner's 0700 in the owner's)."""
-    directory, name = files.split(path)
-    try:
-        fd = files.open_directory(directory, uid)
-    except files.MissingDirectory:
-        if check_mode:
-            return True
-        fd = files.open_directory(directory, uid, gid, create_mode=0o755)
-    try:
-        current = files.read_file(fd, name, uid, path)
-        info = files.entry_stat(fd, name)
-        changed = current != content or (info.st_mode & 0o7777, info.st_uid, info.st_gid) != (mode, uid, gid)
-        if changed and not check_mode:
-            files.write_file(fd, name, content, mode, uid, gid, path)
-        return changed
-    finally:
-        os.close(fd)
 
 
 def main():
@@ -164,11 +106,11 @@ def main():
     except ValueError:
         module.fail_json(msg=f"mode {p['mode']!r} is not an octal file mode such as '0600': fix mode")
     try:
-        uid, gid = account(p["owner"], p["group"])
+        uid, gid = files.account(p["owner"], p["group"])
         if p["state"] == "file":
-            changed = file_changes(p["path"], p["content"].encode("utf-8"), uid, gid, mode, module.check_mode)
+            changed = files.ensure_file(p["path"], p["content"].encode("utf-8"), uid, gid, mode, module.check_mode)
         else:
-            changed = directory_changes(p["path"], uid, gid, mode, p["state"] == "tree", module.check_mode)
+            changed = files.ensure_directory(p["path"], uid, gid, mode, p["state"] == "tree", module.check_mode)
     except files.UnsafePath as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:

@@ -69,8 +69,32 @@ options:
     description: Write a new CSR even when the existing one matches.
     type: bool
     default: false
+  key:
+    description:
+      - Make the key pair O(label) first when the token has none, exactly as M(rolesanywhere.fleet.pkcs11_key)
+        with O(rolesanywhere.fleet.pkcs11_key#module:state=present) does (same checks, same lock on the PIN file,
+        orphaned public halves removed), so key and CSR take one module run. An existing key of another type,
+        curve or size is an error, as there.
+      - Without it the key pair must exist.
+    type: dict
+    suboptions:
+      key_type:
+        description: Key algorithm.
+        type: str
+        choices: [ec, rsa]
+        default: ec
+      curve:
+        description: Curve of an EC key.
+        type: str
+        choices: [secp256r1, secp384r1]
+        default: secp256r1
+      size:
+        description: Size of an RSA key in bits (2048, 3072 or 4096).
+        type: int
+        default: 2048
 notes:
-  - Check mode is supported; it logs in and signs on the token (which changes nothing) but writes no file.
+  - Check mode is supported; it logs in and signs on the token (which changes nothing) but writes no file. When
+    O(key) would generate the key, check mode reports the change with an empty RV(csr).
   - Diff shows the subject, names, signature hash and public key hash before and after.
 seealso:
   - module: rolesanywhere.fleet.pkcs11_key
@@ -127,6 +151,11 @@ reasons:
   returned: success
   type: list
   elements: str
+key:
+  description: With O(key), the key pair as M(rolesanywhere.fleet.pkcs11_key) returns it (label, id, uri, public_key,
+    key_type, curve, size, attributes, changed).
+  returned: when O(key) is given
+  type: dict
 """
 
 import os
@@ -134,7 +163,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._cryptography import require_cryptography
-from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca, _csr, _pkcs11
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _ca, _csr, _key_pairs, _pkcs11
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils._token_options import (
     TOKEN_MUTUALLY_EXCLUSIVE,
     TOKEN_REQUIRED_ONE_OF,
@@ -175,6 +204,25 @@ def ensure(module, key):
     return result
 
 
+def _with_key(module, label, spec):
+    """Key pair (made when missing, under the key-creation lock) and CSR in one session."""
+    params = module.params
+    key_params = dict(params["key"], label=label, id=params["id"], token_label=params["token_label"],
+                      state="present", force=False)
+    with _pkcs11.key_creation_lock(spec), _pkcs11.open_token_session(spec, rw=not module.check_mode) as session:
+        key = _key_pairs.ensure(session, key_params, module.check_mode)
+        key_diff = key.pop("diff", None)
+        if module.check_mode and key["changed"]:
+            result = dict(changed=True, path=params["path"], csr="", subject="", reasons=["a new key pair"], key=key)
+            if module._diff:
+                result["diff"] = key_diff
+            return result
+        result = ensure(module, _pkcs11.token_private_key(session, label, _pkcs11.parse_key_id(params["id"])))
+    result["key"] = key
+    result["changed"] = result["changed"] or key["changed"]
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=token_argument_spec(
@@ -188,6 +236,11 @@ def main():
             rsa_padding=dict(type="str", choices=list(_csr.RSA_PADDINGS), default="pkcs1v15"),
             path=dict(type="path", required=True),
             force=dict(type="bool", default=False),
+            key=dict(type="dict", options=dict(
+                key_type=dict(type="str", choices=["ec", "rsa"], default="ec"),
+                curve=dict(type="str", choices=list(_pkcs11.CURVES), default="secp256r1"),
+                size=dict(type="int", default=2048),
+            )),
         ),
         mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE,
         required_one_of=TOKEN_REQUIRED_ONE_OF,
@@ -206,8 +259,12 @@ def main():
         directory = os.path.dirname(params["path"]) or "."
         if not os.path.isdir(directory):
             module.fail_json(msg="the directory of path %s does not exist: create it first" % params["path"])
-        with _pkcs11.open_token_session(token_spec_from_params(params)) as session:
-            result = ensure(module, _pkcs11.token_private_key(session, label, key_id))
+        if params["key"]:
+            _pkcs11.check_key_request(params["key"]["key_type"], params["key"]["curve"], params["key"]["size"])
+            result = _with_key(module, label, token_spec_from_params(params))
+        else:
+            with _pkcs11.open_token_session(token_spec_from_params(params)) as session:
+                result = ensure(module, _pkcs11.token_private_key(session, label, key_id))
     except (_pkcs11.TokenError, _csr.CSRError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

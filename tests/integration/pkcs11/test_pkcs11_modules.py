@@ -63,6 +63,45 @@ def test_token_check_apply_rerun(tmp_path):
     assert run_module("pkcs11_key", _key_args(token)).changed
 
 
+def test_token_with_configuration_store_and_pin_file_for_a_user(tmp_path):
+    """One run writes the library's configuration, creates the store, initialises the token, hands the store to
+    the signing user and writes that user's PIN file; check mode before it changes nothing."""
+    os.chmod(tmp_path, 0o755)
+    store, conf, pin_file = tmp_path / "tokens", tmp_path / "etc" / "softhsm2.conf", tmp_path / "pin" / "token.pin"
+    content = f"directories.tokendir = {store}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    args = dict(module_path=SOFTHSM2_MODULE, token_label="ra-user", so_pin="12345678", user_pin="24680",
+                token_env={"SOFTHSM2_CONF": str(conf)}, config=dict(path=str(conf), content=content),
+                store=dict(path=str(store), owner="nobody"), pin_file=dict(path=str(pin_file), owner="nobody"))
+
+    checked = run_module("pkcs11_token", args, check_mode=True)
+    assert checked.changed and not checked.failed, checked
+    assert not conf.exists() and not store.exists() and not pin_file.exists()
+
+    applied = run_module("pkcs11_token", args)
+    assert applied.changed and applied["user_pin_initialized"] and "ra-user" in _show_slots(conf), applied
+    assert conf.read_text() == content and stat.S_IMODE(conf.stat().st_mode) == 0o644 and conf.stat().st_uid == 0
+    nobody = 65534
+    assert (store.stat().st_uid, stat.S_IMODE(store.stat().st_mode)) == (nobody, 0o700)
+    token_files = [p for p in store.rglob("*")]
+    assert token_files and all(p.stat().st_uid == nobody for p in token_files)
+    assert pin_file.read_text() == "24680"
+    assert (pin_file.stat().st_uid, stat.S_IMODE(pin_file.stat().st_mode)) == (nobody, 0o600)
+    assert "24680" not in applied["raw_stdout"] and "12345678" not in applied["raw_stdout"]
+
+    rerun = run_module("pkcs11_token", args)
+    assert not rerun.changed and rerun["serial"] == applied["serial"], rerun
+
+    # A PIN file the user replaced with a link to a root-only file is refused, and the target is not touched.
+    secret = tmp_path / "secret"
+    secret.write_text("root only\n")
+    pin_file.unlink()
+    os.symlink(secret, pin_file)
+    os.lchown(pin_file, nobody, nobody)
+    refused = run_module("pkcs11_token", args)
+    assert refused.failed and str(pin_file) in refused["msg"], refused
+    assert secret.read_text() == "root only\n" and secret.stat().st_uid == 0
+
+
 def test_token_preprovisioned_is_only_reported(softhsm_token):
     args = dict(module_path=softhsm_token.module_path, token_label=softhsm_token.token_label,
                 token_env=softhsm_token.env)
@@ -321,3 +360,32 @@ def test_csr_rsa_pss_is_opt_in(softhsm_token, tmp_path):
     back = run_module("pkcs11_csr", dict(args, rsa_padding="pkcs1v15"))
     assert back.changed and back["reasons"] == ["RSA padding differs"]
     assert "Signature Algorithm: sha256WithRSAEncryption" in openssl_req_text(path)
+
+
+def test_csr_with_key_makes_key_and_csr_in_one_run(softhsm_token, tmp_path):
+    """pkcs11_csr with key: check mode makes nothing, then one run makes the key (as pkcs11_key would) and the CSR,
+    and a rerun changes nothing."""
+    path = tmp_path / "host1.csr"
+    args = _csr_args(softhsm_token, path, key=dict(key_type="ec", curve="secp384r1"))
+
+    checked = run_module("pkcs11_csr", args, check_mode=True)
+    assert checked.changed and checked["csr"] == "" and checked["key"]["curve"] == "secp384r1", checked
+    assert _labels(softhsm_token) == [] and not path.exists()
+
+    applied = run_module("pkcs11_csr", args)
+    assert applied.changed and applied["key"]["changed"], applied
+    assert _labels(softhsm_token) == ["ra-client"]
+    assert applied["key"]["attributes"]["extractable"] is False and applied["key"]["attributes"]["sensitive"]
+    csr = x509.load_pem_x509_csr(path.read_bytes())
+    assert csr.is_signature_valid and csr.public_key().curve.name == "secp384r1"
+    assert csr.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
+        .decode() == applied["key"]["public_key"]
+    assert openssl_req_verify(path).returncode == 0
+
+    rerun = run_module("pkcs11_csr", args)
+    assert not rerun.changed and not rerun["key"]["changed"] and rerun["csr"] == applied["csr"], rerun
+
+    # A key of another type is not replaced behind the operator's back.
+    other = run_module("pkcs11_csr", dict(args, key=dict(key_type="rsa", size=2048)))
+    assert other.failed and "already exists as EC secp384r1, but RSA-2048 was requested" in other["msg"], other
+    assert _labels(softhsm_token) == ["ra-client"] and path.read_text() == applied["csr"]
