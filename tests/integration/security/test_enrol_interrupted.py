@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 ENROL = REPO / "playbooks" / "enrol.yml"
 SEED = int(os.environ.get("RA_KILL_SEED") or random.SystemRandom().randrange(1 << 30))
 NAMED_STEPS = ["Install the token access libraries", "Initialise the token", "Key pair on the token",
-               "CSR signed on the token", "Certificates from the own CA", "Wire credential_process"]
+               "Certificates from the own CA", "Install the certificate and chain", "Wire credential_process"]
 
 
 @dataclass
