@@ -11,7 +11,6 @@ from cryptography import x509
 
 from tests.integration.x509.builders import ec_key, make_csr, name, pem
 from tests.support.ansible import ansible_env, run_module
-from tests.support.ca import file_ca  # noqa: F401
 
 # The module, SIGKILLed by itself right after the os.replace() that puts the file named argv[3] in place.
 KILLED_AFTER_REPLACE = r'''
@@ -41,7 +40,7 @@ def file_serial(path):
 
 
 @pytest.mark.parametrize("killed_after", ["leaf.pem", "ca.db.json"])
-def test_issue_killed_between_its_writes_leaves_no_orphan_and_the_rerun_reconciles(tmp_path, file_ca, killed_after):  # noqa: F811
+def test_issue_killed_between_its_writes_leaves_no_orphan_and_the_rerun_reconciles(tmp_path, file_ca, killed_after):
     leaf = tmp_path / "leaf.pem"
     args = dict(csr=pem(make_csr(ec_key(), name(O="Example", OU="fleet", CN="host1"))), path=str(leaf),
                 ca_cert_path=str(file_ca.cert_path), ca_key=file_ca.key_option(), validity_days=90, renew_before_days=30)
