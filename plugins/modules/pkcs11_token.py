@@ -160,8 +160,12 @@ def _setup_files(params, check_mode):
     can be asked (in check mode a configuration or store still to be written cannot)."""
     changed = False
     if params["config"]:
+        # the signing user's library reads it: its directory must let others through (Debian ships /etc/softhsm 0750)
+        config_dir = os.path.dirname(params["config"]["path"])
+        group = os.stat(config_dir).st_gid if os.path.isdir(config_dir) else 0
+        changed = files.ensure_directory(config_dir, 0, group, 0o755, False, check_mode)
         changed = files.ensure_file(params["config"]["path"], params["config"]["content"].encode("utf-8"), 0, 0,
-                                    0o644, check_mode)
+                                    0o644, check_mode) or changed
     if params["store"]:
         store = params["store"]
         uid, gid = files.account(store["owner"], store["group"])
