@@ -607,6 +607,20 @@ class CADatabase:
             revocation_reason=None,
         ))
 
+    def record_unrecorded(self, cert, ca_cert, save=True):
+        """Record a certificate of this CA that the database lacks (x509_issue stopped between writing the file and
+        its record); True when it did. ``save`` False (check mode): only says whether it would."""
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        if self._entry(cert.serial_number) is not None:
+            return False
+        if save:
+            self.record_issued(cert)
+            self.save()
+        return True
+
     def revoke(self, serial, reason="unspecified", when=None):
         """Mark ``serial`` revoked; returns False when it already was. Unknown serials are refused."""
         if reason not in REVOCATION_REASONS:

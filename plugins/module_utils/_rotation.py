@@ -315,12 +315,32 @@ class Rotation:
 
 
 def read_certificate(path, known=None):
+    """Summary of the host's current certificate (``known``: the state's, used when the SHA-256 matches). Its
+    directory belongs to the signing user: read without following that user's links (root must not read a
+    planted target), refusing hard links and others' files."""
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files as files
+
+    missing = RotationError(f"the host's certificate {path} is missing: enrol the host first (playbooks/enrol.yml) "
+                            "or fix rotate_key_label / rotate_pki_dir")
     try:
-        with open(path, "rb") as fh:
-            return _host_state.certificate_summary(fh.read(), known)
-    except FileNotFoundError:
-        raise RotationError(f"the host's certificate {path} is missing: enrol the host first (playbooks/enrol.yml) "
-                            "or fix rotate_key_label / rotate_pki_dir") from None
+        directory, name = files.split(path)
+        owner = os.stat(directory, follow_symlinks=False).st_uid
+        fd = files.open_directory(directory, owner)
+        try:
+            data = files.read_file(fd, name, owner, path)
+        finally:
+            os.close(fd)
+    except (FileNotFoundError, files.MissingDirectory):
+        raise missing from None
+    except files.UnsafePath as exc:
+        raise RotationError(f"the host's certificate cannot be read safely: {exc}") from None
+    if data is None:
+        raise missing
+    try:
+        return _host_state.certificate_summary(data, known)
+    except ValueError:
+        raise RotationError(f"{path} is not a PEM certificate: enrol the host again (playbooks/enrol.yml) or fix "
+                            "rotate_key_label / rotate_pki_dir") from None
 
 
 def read_profile_command(config_path, profile, uid):

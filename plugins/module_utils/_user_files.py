@@ -117,9 +117,10 @@ def open_directory(path, uid, gid=None, create_mode=None):
         raise
     except OSError as exc:
         os.close(fd)
-        if exc.errno == errno.ELOOP:
-            raise UnsafePath(f"a component of {path} was replaced by a symbolic link during the run: remove it "
-                             "and run again") from None
+        # O_NOFOLLOW | O_DIRECTORY on a link: ELOOP or ENOTDIR, depending on the kernel's order of checks
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(f"a component of {path} was replaced by a symbolic link or a file during the run: "
+                             "remove it and run again") from None
         raise UnsafePath(f"cannot open directory {path}: {exc.strerror}") from None
 
 

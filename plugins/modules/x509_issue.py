@@ -22,7 +22,9 @@ description:
   - When the CA certificate itself ends within O(renew_before_days), the module warns instead of issuing a new host
     certificate on every run (host certificates cannot outlive the CA).
   - Each issued certificate is recorded in the CA database O(database) (serial, subject, not_after, status) for
-    CRLs and reports.
+    CRLs and reports, right after its file is written and before it leaves the CA host. A certificate of this CA at
+    O(path) that the database lacks (a run stopped between the two writes) is recorded by the next run, so the
+    database never holds a certificate that exists nowhere and never misses one that exists.
   - Unchanged when O(path) already holds a certificate from this CA for the CSR's public key, subject and
     subjectAltName, not revoked, with more than O(renew_before_days) left.
   - O(requests) issues a batch (for example every host of a play) in one run on the CA host, each request
@@ -307,6 +309,7 @@ def issue(module, p):
     with _ca.open_ca_key(source) as ca_key:
         _ca.check_ca_pair(ca_cert, ca_key.public_key(), p["ca_cert_path"])
         with _ca.locked_database(database_path, lock=not module.check_mode) as database:
+            recorded = existing is not None and database.record_unrecorded(existing, ca_cert, save=not module.check_mode)
             if existing is None:
                 reasons = ["no certificate at path"]
             else:
@@ -319,16 +322,20 @@ def issue(module, p):
                 cert = _ca.issue_certificate(ca_cert, ca_key, csr, p["validity_days"], p["require_subject"],
                                              expected_subject=expected_subject, expected_sans=expected_sans)
                 if not module.check_mode:
-                    # The database first: a certificate out in the world must be revocable.
+                    # The file first, then its record (both before the certificate leaves the CA host): a run
+                    # killed in between leaves a certificate the next run records, never a record of nothing.
+                    _ca.write_file_atomic(p["path"], _ca.pem(cert), _ca.CERT_MODE)
                     database.record_issued(cert)
                     database.save()
-                    _ca.write_file_atomic(p["path"], _ca.pem(cert), _ca.CERT_MODE)
 
     changed = bool(reasons)
     if not reasons and _ca.file_mode_differs(p["path"], _ca.CERT_MODE):
         changed = True
         if not module.check_mode:
             os.chmod(p["path"], _ca.CERT_MODE)
+    if recorded:
+        changed = True
+        reasons = ["the certificate at path was not in the CA database (a stopped run): recorded"] + reasons
 
     summary = _ca.certificate_summary(cert)
     result = dict(

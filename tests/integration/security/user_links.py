@@ -50,28 +50,36 @@ def credential_args(user, home, **extra):
     return args
 
 
+def rotation_args(user, home):
+    """The rotation's decision on a host whose pki dir the user owns (~/pki): it reads the current certificate."""
+    return dict(action="begin", run_id="run-" + user, host="host1", path=places(user)[0] + "/rotation.fact",
+                pki_dir=f"{home}/pki", lock_ttl=30, lock_wait=2, metrics_dir="")
+
+
+def planted_links(what, place, module, args, user, home, parent=""):
+    """Two scenarios: the file at $H/``place`` replaced by a symbolic link (as the user) and by a hard link (as root)
+    to the root-only secret; both must be refused by name, the link left as it is."""
+    secret_file = places(user)[1]
+    prepare = f"mkdir -p $H/{parent} && " if parent else ""
+    return [
+        Scenario(f"{what} is a symlink to a root-only file", f"{prepare}rm -f $H/{place} && ln -s {secret_file} $H/{place}",
+                 module, args, "is a symbolic link",
+                 checks=[f"test \"$(readlink {home}/{place})\" = {secret_file} && echo OK"]),
+        Scenario(f"{what} is a hard link to a root-only file", f"{prepare}rm -f $H/{place}", module, args, "hard links",
+                 plant_as_root=f"ln {secret_file} {home}/{place}"),
+    ]
+
+
 def scenarios(user, home):
     secret_file, victim = places(user)[1:]
-    aws_pin = dict(impl="aws", pin_file=f"{home}/pin")
+    aws_pin = credential_args(user, home, impl="aws", pin_file=f"{home}/pin")
     return [
-        Scenario("config is a symlink to a root-only file",
-                 "mkdir -p $H/.aws && rm -f $H/.aws/config && ln -s " + secret_file + " $H/.aws/config",
-                 "aws_credential_process", credential_args(user, home), "is a symbolic link",
-                 checks=[f"test \"$(readlink {home}/.aws/config)\" = {secret_file} && echo OK"]),
+        *planted_links("config", ".aws/config", "aws_credential_process", credential_args(user, home), user, home,
+                       parent=".aws"),
         Scenario("~/.aws is a symlink to a root-owned directory",
                  "rm -rf $H/.aws && ln -s " + victim + " $H/.aws",
                  "aws_credential_process", credential_args(user, home), "symbolic link owned by uid"),
-        Scenario("config is a hard link to a root-only file",
-                 "mkdir -p $H/.aws && rm -f $H/.aws/config",
-                 "aws_credential_process", credential_args(user, home), "hard links",
-                 plant_as_root=f"ln {secret_file} {home}/.aws/config"),
-        Scenario("PIN file (impl aws) is a symlink to a root-only file",
-                 "rm -f $H/pin && ln -s " + secret_file + " $H/pin",
-                 "aws_credential_process", credential_args(user, home, **aws_pin), "is a symbolic link"),
-        Scenario("PIN file (impl aws) is a hard link to a root-only file",
-                 "rm -f $H/pin",
-                 "aws_credential_process", credential_args(user, home, **aws_pin), "hard links",
-                 plant_as_root=f"ln {secret_file} {home}/pin"),
+        *planted_links("PIN file (impl aws)", "pin", "aws_credential_process", aws_pin, user, home),
         Scenario("PIN file directory is a symlink to a root-owned directory",
                  "rm -rf $H/.config && ln -s " + victim + " $H/.config",
                  "owned_path", dict(path=f"{home}/.config/ra/pin", content="97315", owner=user, mode="0600"),
@@ -83,6 +91,11 @@ def scenarios(user, home):
                  "mkdir -p $H/store && rm -f $H/store/planted",
                  "owned_path", dict(path=f"{home}/store", state="tree", owner=user, mode="0700"), "hard links",
                  plant_as_root=f"ln {secret_file} {home}/store/planted"),
+        *planted_links("rotation: the current certificate", "pki/rolesanywhere.pem", "rolesanywhere_rotation",
+                       rotation_args(user, home), user, home, parent="pki"),
+        Scenario("rotation: the pki dir is a symlink to a root-owned directory",
+                 "rm -rf $H/pki && ln -s " + victim + " $H/pki",
+                 "rolesanywhere_rotation", rotation_args(user, home), "symbolic link owned by uid"),
     ]
 
 
@@ -155,7 +168,7 @@ def run_scenarios(target, user):
                 if target.sh(check + " || true").strip() != "OK":
                     problems.append((scenario.name, f"check failed: {check}"))
             # the next scenario starts from a clean tree (as root: the user cannot remove root's planted links)
-            target.sh(f"rm -rf {home}/.aws {home}/pin {home}/.config {home}/store")
+            target.sh(f"rm -rf {home}/.aws {home}/pin {home}/.config {home}/store {home}/pki")
     finally:
         teardown(target, user)
     return problems
