@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 # Each run is killed when the banner of the named task shows, i.e. right after the step before it.
 KILL_POINTS = [
-    "Clear the new generation's file names",               # journal says "key", no key made yet
-    "This host's request for the own CA",                  # after keygen and the CSR (one module run)
+    "Journal: key made",                                   # after keygen
+    "This host's request for the own CA",                  # after the CSR
     "Stop when the CA host was unreachable",               # after issuance
     "Prove the new key and certificate",                   # after install
     "Check that each profile now gets credentials",        # mid-switch: configs rewritten, not yet recorded
