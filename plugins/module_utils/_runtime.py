@@ -250,24 +250,17 @@ def install(archive_path, dest, key, python_version, compiled=True, check_mode=F
 
 
 def install_command(path, content, link=None, check_mode=False):
-    """Write an executable (0755, root's, renamed into place) and link it from ``link``; returns whether anything
-    changed. Both live in root-owned directories (the prefix, /usr/local/bin)."""
+    """Write an executable (0755, root's) and link it from ``link``; returns whether anything changed. Both live
+    in root-owned directories (the prefix, /usr/local/bin)."""
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files as files
+
     try:
-        with open(path) as current:
-            same = current.read() == content and os.stat(path).st_mode & 0o7777 == 0o755
-    except OSError:
-        same = False
-    linked = link is None or (os.path.islink(link) and os.readlink(link) == path)
-    if check_mode or (same and linked):
-        return not (same and linked)
-    if not same:
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.tmp"
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755), "w") as out:
-            out.write(content)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, path)
-    if link is not None:
+        changed = files.ensure_file(path, content.encode("utf-8"), 0, 0, 0o755, check_mode)
+    except files.UnsafePath as exc:
+        raise RuntimeInstallError(str(exc)) from None
+    if link is None or (os.path.islink(link) and os.readlink(link) == path):
+        return changed
+    if not check_mode:
         os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
         _replace_link(path, link)
     return True
