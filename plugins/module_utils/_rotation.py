@@ -8,10 +8,15 @@ proves it, switches the users' ~/.aws/config files to it (each rewritten atomica
 the old generation. The journal (key ``rotation`` of the host state file) records each step, so the next
 run knows what a killed run left behind:
 
-    pending, phase before "switching"  -> the new generation is unproven: discard it (the host still uses
-                                          the current one) and start again
-    pending, phase "switching"         -> proven; some configs may already use it: finish the switch
-    retiring                           -> the switch is done: retire the old generation
+    pending, phase "started"    -> the new generation is incomplete (its key may exist): discard it (the host
+                                   still uses the current one) and start again
+    pending, phase "switching"  -> complete (certificate installed); some configs may already use it: prove it
+                                   and finish the switch, or roll the configs back
+    retiring                    -> the switch is done: retire the old generation
+
+The generations' files live in the signing user's directory; this module writes and deletes them as root
+through a descriptor of that directory (never through a link the user planted). Keys are deleted by the
+caller, as the signing user.
 """
 import datetime
 import fcntl
@@ -20,13 +25,14 @@ import json
 import os
 import pwd
 import shlex
+import stat
 import subprocess
 import time
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files
 
-PHASES = ("started", "key", "csr", "issued", "installed", "switching")
 
 
 class RotationError(Exception):
@@ -219,6 +225,7 @@ class Rotation:
             return plan
         if pending:  # unproven leftovers of a run that stopped: the host never used them
             self._queue_discard(delete_key=True)
+        self.remove_files(discard + ([plan["retire"]] if plan["retire"] else []))  # their keys: the caller's
         summary = read_certificate(current["certificate"], self.state)
         due, reason = due_decision(summary, renew_before, jitter, host, now, force)
         plan.update(due=due, reason=reason)
@@ -228,6 +235,7 @@ class Rotation:
             name = new_generation_name(base_label, now, taken)
             plan["new"] = generation(name, name if rekey else current["key_label"], pki_dir, chain)
             self.journal.update(pending=plan["new"], phase="started")
+            self.remove_files([plan["new"]])  # whatever the user left at the new names
             fields["rotation_state"] = "due"
         elif not (discard or plan["retire"]):
             # "renewed" stays until the next attempt that has work to do: reruns change nothing.
@@ -240,13 +248,47 @@ class Rotation:
             self.release()
         return plan
 
-    def record(self, phase):
-        if phase not in PHASES:
-            raise RotationError(f"unknown rotation phase {phase!r}; one of {', '.join(PHASES)}")
-        if not self.journal.get("pending"):
-            raise RotationError("no rotation is pending on this host: the run lost track; rerun the rotation")
-        self.journal["phase"] = phase
+    def install(self, certificate, chain, owner):
+        """Write the new generation's certificate (and chain) for ``owner``, 0644; the switch may begin."""
+        pending = self.journal.get("pending")
+        if not pending or self.journal.get("phase") != "started":
+            raise RotationError("no new generation is being made on this host: the run lost track; rerun the rotation")
+        contents = [(pending["certificate"], certificate)]
+        if pending["chain"]:
+            contents.append((pending["chain"], chain))
+        for path, content in contents:
+            if "-----BEGIN CERTIFICATE-----" not in (content or ""):
+                raise RotationError(f"no PEM certificate was given for {path}: the issuer returned none")
+        try:
+            uid, gid = _user_files.account(owner, None)
+            for path, content in contents if not self.dry_run else ():
+                directory, name = _user_files.split(path)
+                fd = _open_directory(directory, uid)
+                try:
+                    _user_files.write_file(fd, name, content.encode(), 0o644, uid, gid, path)
+                finally:
+                    os.close(fd)
+        except _user_files.UnsafePath as exc:
+            raise RotationError(str(exc)) from None
+        self.journal["phase"] = "switching"
         self.save()
+
+    def remove_files(self, generations):
+        """Delete the generations' certificate, chain and CSR files; returns the paths removed. Each name is
+        unlinked in the directory's descriptor: a link the user put there is removed, never followed."""
+        removed = []
+        for path in [p for g in generations for p in (g["certificate"], g["chain"], g["csr"]) if p]:
+            directory, name = _user_files.split(path)
+            try:
+                fd = _open_directory(directory)
+            except _user_files.MissingDirectory:
+                continue
+            try:
+                if not self.dry_run and _unlink(fd, name, path):
+                    removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
 
     def switched(self):
         """The new generation is in every config and proven: it becomes current, the old one is to retire."""
@@ -261,7 +303,9 @@ class Rotation:
 
     def finish(self, now):
         """Leftovers discarded and the old generation retired: the host runs on its current generation."""
-        renewed = self.journal.pop("retiring", None) is not None
+        retiring = self.journal.pop("retiring", None)
+        renewed = retiring is not None
+        self.remove_files(self.journal.get("discard", []) + ([retiring] if retiring else []))
         self.journal["discard"] = []
         fields = dict(read_certificate(self.journal["current"]["certificate"]), last_error=None, stuck_since=None,
                       key_label=self.journal["current"]["key_label"],
@@ -272,16 +316,17 @@ class Rotation:
         self.save(**fields)
         self.release()
 
-    def fail(self, error, now):
+    def fail(self, error, now, new_key_made=True):
         """Record a failed attempt; unproven work is queued for discarding. Returns what the caller must undo.
 
+        ``new_key_made`` False: the step that makes the new key failed before making it (its token refused the
+        PIN), so there is no key to delete and the token is never logged in to again for it.
         After the switch started, the configs must point back at the current generation (the caller does
         that, then calls rolled_back) before the pending one may be discarded.
         """
         phase = self.journal.get("phase")
         if self.journal.get("pending") and phase != "switching":
-            # Before keygen there is no new key: never log in again (a wrong PIN is tried once only).
-            self._queue_discard(delete_key=phase != "started")
+            self._queue_discard(delete_key=new_key_made)
         self.save(rotation_state="failed", last_error=str(error)[:2000],
                   stuck_since=self.state.get("stuck_since") or _host_state.timestamp(now),
                   last_attempt_at=_host_state.timestamp(now),
@@ -306,7 +351,9 @@ class Rotation:
         return self.journal["discard"]
 
     def release(self, keep_discard=False):
-        """End the run on this host. The caller deleted the leftovers, unless ``keep_discard``."""
+        """End the run on this host: the leftovers' files go; their keys were deleted by the caller, unless
+        ``keep_discard`` (they stay queued for the next run)."""
+        self.remove_files(self.journal.get("discard", []))
         if self.journal.get("discard") and not keep_discard:
             self.journal["discard"] = []
             self.save()
@@ -314,25 +361,48 @@ class Rotation:
             self.lock.release(self.owner)
 
 
+def _open_directory(directory, uid=None):
+    """The generations' directory (by default as its owner's), reached without following untrusted links."""
+    if uid is None:
+        try:
+            uid = os.stat(directory, follow_symlinks=False).st_uid
+        except FileNotFoundError:
+            raise _user_files.MissingDirectory(f"{directory} does not exist") from None
+    try:
+        return _user_files.open_directory(directory, uid)
+    except _user_files.MissingDirectory:
+        raise
+    except _user_files.UnsafePath as exc:
+        raise RotationError(f"the generations' directory cannot be used safely: {exc}") from None
+
+
+def _unlink(dir_fd, name, path):
+    """Remove ``name`` (a file or a link, never what it points to); False when it was not there."""
+    info = _user_files.entry_stat(dir_fd, name)
+    if info is None:
+        return False
+    if stat.S_ISDIR(info.st_mode):
+        raise RotationError(f"{path} is a directory, where the rotation keeps a file: remove it")
+    os.unlink(name, dir_fd=dir_fd)
+    return True
+
+
 def read_certificate(path, known=None):
     """Summary of the host's current certificate (``known``: the state's, used when the SHA-256 matches). Its
     directory belongs to the signing user: read without following that user's links (root must not read a
     planted target), refusing hard links and others' files."""
-    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files as files
-
     missing = RotationError(f"the host's certificate {path} is missing: enrol the host first (playbooks/enrol.yml) "
                             "or fix rotate_key_label / rotate_pki_dir")
     try:
-        directory, name = files.split(path)
-        owner = os.stat(directory, follow_symlinks=False).st_uid
-        fd = files.open_directory(directory, owner)
+        directory, name = _user_files.split(path)
+        fd = _open_directory(directory)
         try:
-            data = files.read_file(fd, name, owner, path)
+            data = _user_files.read_file(fd, name, os.fstat(fd).st_uid, path)
         finally:
             os.close(fd)
-    except (FileNotFoundError, files.MissingDirectory):
+    except (FileNotFoundError, _user_files.MissingDirectory):
         raise missing from None
-    except files.UnsafePath as exc:
+    except _user_files.UnsafePath as exc:
         raise RotationError(f"the host's certificate cannot be read safely: {exc}") from None
     if data is None:
         raise missing
@@ -348,22 +418,20 @@ def read_profile_command(config_path, profile, uid):
     following that user's links (root must not run another user's command line, which may hold a PIN)."""
     import configparser
 
-    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files as files
-
     parser = configparser.RawConfigParser()
     try:
-        directory, name = files.split(config_path)
-        fd = files.open_directory(directory, uid)
+        directory, name = _user_files.split(config_path)
+        fd = _user_files.open_directory(directory, uid)
         try:
-            data = files.read_file(fd, name, uid, config_path)
+            data = _user_files.read_file(fd, name, uid, config_path)
         finally:
             os.close(fd)
         if data is None:
             raise FileNotFoundError
         parser.read_string(data.decode("utf-8", "replace"), source=config_path)
-    except (FileNotFoundError, files.MissingDirectory):
+    except (FileNotFoundError, _user_files.MissingDirectory):
         raise RotationError(f"{config_path} is missing: the profile {profile!r} was never written") from None
-    except files.UnsafePath as exc:
+    except _user_files.UnsafePath as exc:
         raise RotationError(str(exc)) from None
     except configparser.Error as exc:
         raise RotationError(f"{config_path} is not a valid AWS config file ({exc.message.splitlines()[0]}): fix it") from None

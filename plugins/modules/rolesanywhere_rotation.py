@@ -24,15 +24,21 @@ options:
   action:
     description:
       - V(begin) takes the lock and decides (due or not, leftovers of a stopped run to discard, a switch to
-        finish, an old generation to retire); with nothing to do it records V(ok) and frees the lock.
-      - V(record) notes that O(phase) is done; V(switched) makes the proven generation current, after running
-        O(profiles) as V(verify) does (the switch is recorded only when each of them gets credentials).
+        finish, an old generation to retire); with nothing to do it records V(ok) and frees the lock. It deletes
+        the leftovers' files and whatever is at the new generation's file names.
+      - V(install) writes the new generation's certificate (O(certificate_pem)) and chain (O(chain_pem)) for
+        O(owner), mode 0644, and records that the switch may begin; V(switched) makes the proven generation
+        current, after running O(profiles) as V(verify) does (the switch is recorded only when each of them
+        gets credentials).
       - V(verify) runs each profile's C(credential_process) as its user, as an AWS SDK would.
-      - V(finish) records the renewed (or ok) state and frees the lock; V(fail) records O(error) and returns what
-        to undo; V(rolled_back) notes that the configs use the current generation again; V(release) frees the lock.
+      - V(finish) deletes the retired and discarded generations' files, records the renewed (or ok) state and
+        frees the lock; V(fail) records O(error) and returns what to undo; V(rolled_back) notes that the configs
+        use the current generation again; V(release) deletes the discarded generations' files and frees the lock.
+      - The generations' files are written and deleted through a descriptor of their directory, as root, never
+        through a link; deleting their keys from the token is the caller's task (as the signing user).
     type: str
     required: true
-    choices: [begin, record, switched, verify, finish, fail, rolled_back, release]
+    choices: [begin, install, switched, verify, finish, fail, rolled_back, release]
   run_id:
     description: Identifies this run (the same for all its tasks), the owner of the lock.
     type: str
@@ -85,13 +91,25 @@ options:
     description: A new key for each generation; V(false) keeps the key and renews only the certificate.
     type: bool
     default: true
-  phase:
-    description: The step just completed, for O(action=record).
+  certificate_pem:
+    description: For O(action=install), the new generation's certificate (PEM).
     type: str
-    choices: [key, csr, issued, installed, switching]
+  chain_pem:
+    description: For O(action=install), the certificate chain (PEM) when each generation has one (O(chain)).
+    type: str
+  owner:
+    description: For O(action=install), the user the certificate files belong to (the signing user).
+    type: str
+    default: root
   error:
     description: What failed, for O(action=fail). Never put a secret here; the state file is world-readable.
     type: str
+  new_key_made:
+    description:
+      - For O(action=fail), V(false) when the step that makes the new key failed before making it (its token
+        refused the PIN); the discarded generation then has no key to delete, and no later run logs in for it.
+    type: bool
+    default: true
   keep_discard:
     description:
       - For O(action=release), keep the generations to discard in the journal (their keys could not be deleted,
@@ -132,11 +150,12 @@ EXAMPLES = r"""
     renew_before: 33%
   register: plan
 
-- name: Note that the new key exists
+- name: Install the new certificate for the signing user; the switch may begin
   rolesanywhere.fleet.rolesanywhere_rotation:
-    action: record
+    action: install
     run_id: "{{ run_id }}"
-    phase: key
+    certificate_pem: "{{ issued.certificate }}"
+    owner: rasigner
 """
 
 RETURN = r"""
@@ -231,7 +250,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             action=dict(type="str", required=True,
-                        choices=["begin", "record", "switched", "verify", "finish", "fail", "rolled_back", "release"]),
+                        choices=["begin", "install", "switched", "verify", "finish", "fail", "rolled_back", "release"]),
             run_id=dict(type="str", required=True),
             path=dict(type="path", default=_host_state.DEFAULT_STATE_PATH),
             lock_path=dict(type="path"),
@@ -245,13 +264,17 @@ def main():
             jitter=dict(type="float", default=0.2),
             force=dict(type="bool", default=False),
             rekey=dict(type="bool", default=True),
-            phase=dict(type="str", choices=["key", "csr", "issued", "installed", "switching"]),
+            certificate_pem=dict(type="str"),
+            chain_pem=dict(type="str"),
+            owner=dict(type="str", default="root"),
             error=dict(type="str"),
+            new_key_made=dict(type="bool", default=True),
             profiles=dict(type="list", elements="dict", default=[]),
             keep_discard=dict(type="bool", default=False),
             metrics_dir=dict(type="path"),
         ),
-        required_if=[("action", "begin", ("host",)), ("action", "record", ("phase",)), ("action", "fail", ("error",))],
+        required_if=[("action", "begin", ("host",)), ("action", "install", ("certificate_pem",)),
+                     ("action", "fail", ("error",))],
         supports_check_mode=True,
     )
     params = module.params
@@ -279,15 +302,15 @@ def main():
         elif action == "verify":
             result["verified"] = verify_profiles(params["profiles"])
         elif not module.check_mode:
-            if action == "record":
-                rotation.record(params["phase"])
+            if action == "install":
+                rotation.install(params["certificate_pem"], params["chain_pem"], params["owner"])
             elif action == "switched":
                 result["verified"] = verify_profiles(params["profiles"])
                 rotation.switched()
             elif action == "finish":
                 rotation.finish(now)
             elif action == "fail":
-                result["undo"] = rotation.fail(params["error"], now)
+                result["undo"] = rotation.fail(params["error"], now, new_key_made=params["new_key_made"])
             elif action == "rolled_back":
                 result["discard"] = rotation.rolled_back()
             else:

@@ -119,11 +119,7 @@ def test_rotation_success_and_failure(tmp_path):
 
     plan = rotation(action="begin", force=True, run_id="run-2")["plan"]
     args["run_id"] = "run-2"
-    for phase in ("key", "csr", "issued", "installed", "switching"):
-        rotation(action="record", phase=phase)
-    new_cert = make_cert(120)
-    with open(plan["new"]["certificate"], "wb") as fh:
-        fh.write(new_cert)
+    rotation(action="install", certificate_pem=make_cert(120).decode())
     rotation(action="switched")
     rotation(action="finish")
     samples = read_metrics(metrics)

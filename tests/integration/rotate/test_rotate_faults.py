@@ -15,10 +15,10 @@ pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 # Each run is killed when the banner of the named task shows, i.e. right after the step before it.
 KILL_POINTS = [
-    "Journal: key made",                                   # after keygen
-    "This host's request for the own CA",                  # after the CSR
+    "Key pair on the token",                               # after the decision (new names cleared)
+    "This host's request for the own CA",                  # after keygen and the CSR
     "Stop when the CA host was unreachable",               # after issuance
-    "Prove the new key and certificate",                   # after install
+    "Prove the new key and certificate",                   # after install (journal: switching)
     "Check that each profile now gets credentials",        # mid-switch: configs rewritten, not yet recorded
     "Retire the old generation",                           # switched, before retiring the old key
 ]
@@ -85,7 +85,7 @@ def test_full_token_leaves_the_host_unchanged_and_reports_failed(due_site):
     try:
         footprint = due_site.footprint(name)
         result = due_site.rotate({"rotate_force": True, "rotate_hosts": name}, check=False)
-        assert_failed_unchanged(due_site, name, footprint, result, "New key pair on the token")
+        assert_failed_unchanged(due_site, name, footprint, result, "Key pair on the token")
     finally:
         due_site.fleet.run(name, f"umount {TOKEN_DIR} && rm -rf /root/tokens.saved")
     result = due_site.rotate({"rotate_force": True, "rotate_hosts": name})

@@ -2,6 +2,8 @@
 decision with jitter, the journal a stopped run leaves, and the run lock."""
 import datetime
 import json
+import os
+import pwd
 
 import pytest
 from cryptography import x509
@@ -93,10 +95,17 @@ def journal_after(args, *actions):
     return json.loads(open(args["path"]).read())
 
 
+def installed(args):
+    """The install action's arguments, with the enrolled certificate standing in for a new one."""
+    return {"action": "install", "certificate_pem": open(os.path.join(args["pki_dir"], "rolesanywhere.pem")).read()}
+
+
 def test_a_run_stopped_before_the_switch_is_discarded_by_the_next(host):
     args, _ = host
-    state = journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "csr"})
+    state = journal_after(args, {"action": "begin", "force": True})
     pending = state["rotation"]["pending"]
+    with open(pending["csr"], "w") as csr:  # run-1 made its key and CSR, then died
+        csr.write("CSR")
     # run-1 died; its lock expires (ttl 30 from the test's point of view: take it over with a short one)
     lock = _rotation.RunLock(args["path"] + ".lock")
     lock.acquire("run-2", ttl=30, wait=0, clock=lambda: 10 ** 10)
@@ -104,6 +113,7 @@ def test_a_run_stopped_before_the_switch_is_discarded_by_the_next(host):
     plan = result["plan"]
     assert [g["name"] for g in plan["discard"]] == [pending["name"]] and plan["discard"][0]["delete_key"]
     assert not plan["due"] and not plan["done"]  # leftovers to delete first
+    assert not os.path.exists(pending["csr"])  # the leftovers' files went in the decision's run
     finished = journal_after(dict(args, run_id="run-2"), {"action": "finish"})
     assert finished["rotation"]["discard"] == [] and "pending" not in finished["rotation"]
     assert finished["rotation_state"] == "ok"
@@ -111,7 +121,7 @@ def test_a_run_stopped_before_the_switch_is_discarded_by_the_next(host):
 
 def test_a_run_stopped_mid_switch_is_finished_by_the_next(host):
     args, _ = host
-    journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "switching"})
+    journal_after(args, {"action": "begin", "force": True}, installed(args))
     _rotation.RunLock(args["path"] + ".lock").release("run-1")
     plan = run_module("rolesanywhere_rotation", dict(args, run_id="run-2", action="begin"))["plan"]
     assert plan["resume"] and plan["new"]["name"] != "rolesanywhere"
@@ -120,10 +130,10 @@ def test_a_run_stopped_mid_switch_is_finished_by_the_next(host):
     assert state["rotation"]["retiring"]["name"] == "rolesanywhere" and state["rotation"]["retiring"]["delete_key"]
 
 
-def test_failure_before_keygen_never_touches_the_token_again(host):
+def test_a_pin_refused_before_keygen_never_touches_the_token_again(host):
     args, _ = host
     journal_after(args, {"action": "begin", "force": True})
-    result = run_module("rolesanywhere_rotation", dict(args, action="fail", error="PIN rejected"))
+    result = run_module("rolesanywhere_rotation", dict(args, action="fail", error="PIN rejected", new_key_made=False))
     assert result["undo"]["rollback_configs"] is False
     assert [g["delete_key"] for g in result["undo"]["discard"]] == [False]
     state = journal_after(args, {"action": "release"})
@@ -134,7 +144,7 @@ def test_failure_before_keygen_never_touches_the_token_again(host):
 
 def test_failure_mid_switch_asks_for_a_rollback_first(host):
     args, _ = host
-    journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "switching"})
+    journal_after(args, {"action": "begin", "force": True}, installed(args))
     undo = run_module("rolesanywhere_rotation", dict(args, action="fail", error="x"))["undo"]
     assert undo["rollback_configs"] and undo["discard"] == []
     discard = run_module("rolesanywhere_rotation", dict(args, action="rolled_back"))["discard"]
@@ -166,10 +176,57 @@ def test_a_lost_lock_stops_the_run(tmp_path):
 
 def test_keys_that_could_not_be_deleted_stay_queued_for_the_next_run(host):
     args, _ = host
-    journal_after(args, {"action": "begin", "force": True}, {"action": "record", "phase": "key"})
+    journal_after(args, {"action": "begin", "force": True})  # the new key may exist: the step making it ran
     assert [g["delete_key"] for g in run_module("rolesanywhere_rotation", dict(args, action="fail", error="x"))
             ["undo"]["discard"]] == [True]
     state = journal_after(args, {"action": "release", "keep_discard": True})
     assert len(state["rotation"]["discard"]) == 1
     plan = run_module("rolesanywhere_rotation", dict(args, run_id="run-2", action="begin"))["plan"]
     assert plan["discard"][0]["delete_key"] and not plan["done"]
+
+
+def test_install_writes_the_files_for_the_owner_and_never_through_a_link(host, tmp_path):
+    args, _ = host
+    plan = run_module("rolesanywhere_rotation", dict(args, action="begin", force=True, chain=True))["plan"]
+    new = plan["new"]
+    secret = tmp_path / "secret"
+    secret.write_text("root only")
+    os.symlink(secret, new["certificate"])  # planted between the decision and the install
+    early = run_module("rolesanywhere_rotation", dict(args, action="switched"))
+    assert early["failed"] and "switched without a proven pending generation" in early["msg"]
+    missing = run_module("rolesanywhere_rotation", dict(args, **installed(args)))
+    assert missing["failed"] and new["chain"] in missing["msg"] and "no PEM certificate" in missing["msg"]
+    pem = installed(args)["certificate_pem"]
+    journal_after(args, dict(installed(args), chain_pem=pem, owner="nobody"))
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for path in (new["certificate"], new["chain"]):
+        info = os.lstat(path)
+        assert (oct(info.st_mode), info.st_uid, open(path).read()) == (oct(0o100644), nobody, pem)
+    assert secret.read_text() == "root only"
+    again = run_module("rolesanywhere_rotation", dict(args, **installed(args), chain_pem=pem))
+    assert again["failed"] and "no new generation is being made" in again["msg"]
+
+
+def test_the_decision_clears_the_new_names_and_finish_removes_the_retired_files(host, tmp_path):
+    args, _ = host
+    target = tmp_path / "target"
+    target.write_text("kept")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = {_rotation.new_generation_name("rolesanywhere", now + datetime.timedelta(seconds=i), set())
+             for i in range(30)}  # every name the decision can give in the next 30 seconds
+    for name in names:
+        for suffix in (".pem", ".csr"):
+            os.symlink(target, os.path.join(args["pki_dir"], name + suffix))
+    plan = run_module("rolesanywhere_rotation", dict(args, action="begin", force=True))["plan"]
+    assert plan["new"]["name"] in names
+    links = {entry.split(".")[0] for entry in os.listdir(args["pki_dir"])
+             if os.path.islink(os.path.join(args["pki_dir"], entry))}
+    assert links == names - {plan["new"]["name"]} and target.read_text() == "kept"
+    journal_after(args, installed(args), {"action": "switched"})
+    retired = plan["current"]
+    os.unlink(retired["certificate"])
+    os.symlink(target, retired["certificate"])  # the user swapped the old certificate for a link
+    state = journal_after(args, {"action": "finish"})
+    assert state["rotation_state"] == "renewed" and "retiring" not in state["rotation"]
+    assert not os.path.lexists(retired["certificate"]) and target.read_text() == "kept"
+    assert os.path.exists(plan["new"]["certificate"])
