@@ -296,16 +296,22 @@ class Rotation:
         if not pending or self.journal.get("phase") != "switching":
             raise RotationError("switched without a proven pending generation: rerun the rotation")
         old = self.journal["current"]
+        if self.journal.get("retiring"):  # a stopped run's retirement, not finished: discarded with the rest
+            self.journal.setdefault("discard", []).append(self.journal["retiring"])
         self.journal.update(current=pending, retiring=dict(old, delete_key=old["key_label"] != pending["key_label"]))
         self.journal.pop("pending")
         self.journal.pop("phase")
         self.save(last_verified_at=_host_state.timestamp())
 
-    def finish(self, now):
-        """Leftovers discarded and the old generation retired: the host runs on its current generation."""
-        retiring = self.journal.pop("retiring", None)
-        renewed = retiring is not None
-        self.remove_files(self.journal.get("discard", []) + ([retiring] if retiring else []))
+    def finish(self, now, token=None):
+        """Retire the old generation and discard the leftovers (their keys deleted on ``token``, see delete_keys;
+        without it the caller deleted them): the host runs on its current generation."""
+        retiring = self.journal.get("retiring")
+        leftovers = self.journal.get("discard", []) + ([retiring] if retiring else [])
+        if token is not None:
+            delete_keys(token, leftovers)
+        self.remove_files(leftovers)
+        renewed = self.journal.pop("retiring", None) is not None
         self.journal["discard"] = []
         fields = dict(read_certificate(self.journal["current"]["certificate"]), last_error=None, stuck_since=None,
                       key_label=self.journal["current"]["key_label"],
@@ -350,15 +356,84 @@ class Rotation:
         self.save()
         return self.journal["discard"]
 
-    def release(self, keep_discard=False):
-        """End the run on this host: the leftovers' files go; their keys were deleted by the caller, unless
-        ``keep_discard`` (they stay queued for the next run)."""
+    def release(self, keep_discard=False, token=None):
+        """End the run on this host: the leftovers' files go, and their keys (on ``token``, or by the caller),
+        unless ``keep_discard``: then the keys stay queued for the next run (after a refused PIN)."""
+        if token is not None and not keep_discard:
+            delete_keys(token, self.journal.get("discard", []))
         self.remove_files(self.journal.get("discard", []))
         if self.journal.get("discard") and not keep_discard:
             self.journal["discard"] = []
             self.save()
         if not self.dry_run:
             self.lock.release(self.owner)
+
+
+def delete_keys(token, generations):
+    """Delete the keys of ``generations`` marked ``delete_key`` from the signing user's token, as that user.
+
+    ``token``: ``user`` (the token's owner), ``module_path``, ``token_label``, ``token_env``, ``pin_file``. The
+    token is opened in a child process that has dropped root's identity first: root never logs in to the user's
+    token (files it wrote there would be root's), and a refused PIN is tried once.
+    """
+    labels = sorted({g["key_label"] for g in generations if g.get("delete_key")})
+    if not labels:
+        return
+    # Imported here, as root: the child cannot read the module's payload once it is the user.
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _key_pairs, _pkcs11
+
+    def delete():
+        spec = _pkcs11.TokenSpec(module_path=token["module_path"], token_label=token["token_label"],
+                                 pin_file=token["pin_file"],
+                                 env={str(k): str(v) for k, v in (token.get("token_env") or {}).items()})
+        with _pkcs11.key_creation_lock(spec), _pkcs11.open_token_session(spec, rw=True) as session:
+            for label in labels:
+                _key_pairs.ensure(session, dict(label=label, id=None, token_label=spec.token_label, state="absent"),
+                                  False)
+
+    try:
+        run_as(token["user"], delete)
+    except RotationError as exc:
+        raise RotationError(f"deleting the old keys {', '.join(labels)} as {token['user']}: {exc}") from None
+
+
+def _become(account):
+    """Take ``account``'s identity (in a child process): groups first, the user last."""
+    if os.geteuid() == 0 and account.pw_uid != 0:
+        os.setgid(account.pw_gid)
+        os.initgroups(account.pw_name, account.pw_gid)
+        os.setuid(account.pw_uid)
+
+
+def run_as(user, function):
+    """Run ``function()`` in a forked child with ``user``'s identity; RotationError with the child's error."""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise RotationError(f"user {user!r} does not exist on this host") from None
+    if os.geteuid() not in (0, account.pw_uid):
+        raise RotationError(f"acting as {user} needs root: run the task with become")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to the module's code
+        status = 1
+        try:
+            os.close(read_end)
+            _become(account)
+            os.chdir("/")
+            os.environ.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
+            function()
+            status = 0
+        except BaseException as exc:  # whatever it was, the parent reports it
+            os.write(write_end, (str(exc) or type(exc).__name__).encode("utf-8", "replace")[:4000])
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode("utf-8", "replace")
+    status = os.waitpid(pid, 0)[1]
+    if status != 0:
+        raise RotationError(message or f"the child process acting as {user} ended with status {status}")
 
 
 def _open_directory(directory, uid=None):
@@ -449,16 +524,10 @@ def run_credential_process(user, config_path, profile, timeout=60):
     account = pwd.getpwnam(user)
     command = read_profile_command(config_path, profile, account.pw_uid)
 
-    def become():
-        if os.geteuid() == 0 and account.pw_uid != 0:
-            os.setgid(account.pw_gid)
-            os.initgroups(user, account.pw_gid)
-            os.setuid(account.pw_uid)
-
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": account.pw_dir, "USER": user, "LANG": "C.UTF-8"}
     try:
         proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=timeout, env=env, check=False,
-                              preexec_fn=become, cwd=account.pw_dir)
+                              preexec_fn=lambda: _become(account), cwd=account.pw_dir)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RotationError(f"profile {profile!r} of {user}: the credential_process did not run ({exc})") from None
     try:

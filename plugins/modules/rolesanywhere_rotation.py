@@ -27,15 +27,18 @@ options:
         finish, an old generation to retire); with nothing to do it records V(ok) and frees the lock. It deletes
         the leftovers' files and whatever is at the new generation's file names.
       - V(install) writes the new generation's certificate (O(certificate_pem)) and chain (O(chain_pem)) for
-        O(owner), mode 0644, and records that the switch may begin; V(switched) makes the proven generation
-        current, after running O(profiles) as V(verify) does (the switch is recorded only when each of them
-        gets credentials).
-      - V(verify) runs each profile's C(credential_process) as its user, as an AWS SDK would.
-      - V(finish) deletes the retired and discarded generations' files, records the renewed (or ok) state and
-        frees the lock; V(fail) records O(error) and returns what to undo; V(rolled_back) notes that the configs
-        use the current generation again; V(release) deletes the discarded generations' files and frees the lock.
+        O(owner), mode 0644, and records that the switch may begin; V(switched) writes O(write_profiles), then
+        runs O(profiles) as V(verify) does and makes the proven generation current (the switch is recorded only
+        when each of them gets credentials); with O(finish=true) it goes on as V(finish) in the same run.
+      - V(verify) writes O(write_profiles), then runs each of O(profiles)' C(credential_process) as its user, as an
+        AWS SDK would.
+      - V(finish) deletes the retired and discarded generations (keys on O(token), files), records the renewed (or
+        ok) state and frees the lock; V(fail) records O(error) and returns what to undo; V(rolled_back) notes that
+        the configs use the current generation again; V(release) deletes the discarded generations (unless
+        O(keep_discard)) and frees the lock.
       - The generations' files are written and deleted through a descriptor of their directory, as root, never
-        through a link; deleting their keys from the token is the caller's task (as the signing user).
+        through a link. Their keys are deleted on O(token) by a child process that has taken the signing user's
+        identity; without O(token) the caller deletes them.
     type: str
     required: true
     choices: [begin, install, switched, verify, finish, fail, rolled_back, release]
@@ -110,6 +113,36 @@ options:
         refused the PIN); the discarded generation then has no key to delete, and no later run logs in for it.
     type: bool
     default: true
+  finish:
+    description: For O(action=switched), go on as O(action=finish) in the same run once the switch is recorded.
+    type: bool
+    default: false
+  token:
+    description:
+      - For O(action=finish), O(action=switched) with O(finish=true) and O(action=release), the token whose
+        retired and discarded keys are deleted, as O(token.user).
+    type: dict
+    suboptions:
+      user:
+        description: The token's owner (the signing user); the keys are deleted with that user's identity.
+        type: str
+        default: root
+      module_path:
+        description: The token's PKCS#11 library.
+        type: path
+        required: true
+      token_label:
+        description: The token's label.
+        type: str
+        required: true
+      token_env:
+        description: Environment for the library (C(SOFTHSM2_CONF), C(TPM2_PKCS11_STORE), ...).
+        type: dict
+        default: {}
+      pin_file:
+        description: The file holding the user PIN, readable by O(token.user).
+        type: path
+        required: true
   keep_discard:
     description:
       - For O(action=release), keep the generations to discard in the journal (their keys could not be deleted,
@@ -121,6 +154,17 @@ options:
     type: list
     elements: dict
     default: []
+  write_profiles:
+    description:
+      - For O(action=switched) and O(action=verify), profiles to write first, each entry with the options of
+        M(rolesanywhere.fleet.aws_credential_process) except C(pin) and C(private_key) (give O(pin) once here).
+      - Saves a module run per host when nothing has to happen between writing the profiles and checking them.
+    type: list
+    elements: dict
+    default: []
+  pin:
+    description: For O(write_profiles), the token PIN, used by each entry (only AWS's helper needs it).
+    type: str
   metrics_dir:
     description:
       - The node_exporter textfile directory that receives C(rolesanywhere.prom), as in
@@ -201,6 +245,11 @@ discard:
   returned: action=rolled_back
   type: list
   elements: dict
+written:
+  description: Per entry of O(write_profiles) its C(config_path) and whether it C(changed).
+  returned: action=switched or action=verify
+  type: list
+  elements: dict
 verified:
   description: For V(verify) and V(switched), per profile the expiry of the credentials it obtained.
   returned: action=verify or action=switched
@@ -216,10 +265,38 @@ import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _aws_config
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metrics
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _rotation
+
+
+def write_profiles(module, entries, pin):
+    """Write each entry as aws_credential_process would (its options, checked the same way)."""
+    written = []
+    for entry in entries:
+        given = sorted({"pin", "private_key"} & set(entry))
+        if given:
+            raise _rotation.RotationError(f"write_profiles entries take no {' or '.join(given)}: give pin once, "
+                                          "as the option pin")
+        validated = ArgumentSpecValidator(
+            _aws_config.ARGUMENT_SPEC, mutually_exclusive=_aws_config.MUTUALLY_EXCLUSIVE,
+            required_if=_aws_config.REQUIRED_IF, required_together=_aws_config.REQUIRED_TOGETHER,
+        ).validate(dict(entry, pin=pin))
+        if validated.error_messages:
+            raise _rotation.RotationError(f"write_profiles entry for {entry.get('user')}/{entry.get('profile')}: "
+                                          + "; ".join(validated.error_messages))
+        try:
+            result, warnings = _aws_config.ensure(validated.validated_parameters, module.check_mode, False)
+        except _aws_config.ProfileError as exc:
+            raise _rotation.RotationError(str(exc)) from None
+        for warning in warnings:
+            module.warn(warning)
+        written.append(dict(user=entry["user"], profile=entry["profile"], config_path=result["config_path"],
+                            changed=result["changed"]))
+    return written
 
 
 def verify_profiles(profiles):
@@ -270,7 +347,17 @@ def main():
             error=dict(type="str"),
             new_key_made=dict(type="bool", default=True),
             profiles=dict(type="list", elements="dict", default=[]),
+            write_profiles=dict(type="list", elements="dict", default=[]),
+            pin=dict(type="str", no_log=True),
             keep_discard=dict(type="bool", default=False),
+            finish=dict(type="bool", default=False),
+            token=dict(type="dict", no_log=False, options=dict(
+                user=dict(type="str", default="root"),
+                module_path=dict(type="path", required=True),
+                token_label=dict(type="str", required=True, no_log=False),
+                token_env=dict(type="dict", default={}, no_log=False),
+                pin_file=dict(type="path", required=True),
+            )),
             metrics_dir=dict(type="path"),
         ),
         required_if=[("action", "begin", ("host",)), ("action", "install", ("certificate_pem",)),
@@ -300,21 +387,26 @@ def main():
                                   force=params["force"], rekey=params["rekey"], now=now)
             result.update(plan=dict(plan, waited=waited), changed=rotation.changed or not plan["done"])
         elif action == "verify":
+            result["written"] = write_profiles(module, params["write_profiles"], params["pin"])
             result["verified"] = verify_profiles(params["profiles"])
+            result["changed"] = any(entry["changed"] for entry in result["written"])
         elif not module.check_mode:
             if action == "install":
                 rotation.install(params["certificate_pem"], params["chain_pem"], params["owner"])
             elif action == "switched":
+                result["written"] = write_profiles(module, params["write_profiles"], params["pin"])
                 result["verified"] = verify_profiles(params["profiles"])
                 rotation.switched()
+                if params["finish"]:
+                    rotation.finish(now, params["token"])
             elif action == "finish":
-                rotation.finish(now)
+                rotation.finish(now, params["token"])
             elif action == "fail":
                 result["undo"] = rotation.fail(params["error"], now, new_key_made=params["new_key_made"])
             elif action == "rolled_back":
                 result["discard"] = rotation.rolled_back()
             else:
-                rotation.release(keep_discard=params["keep_discard"])
+                rotation.release(keep_discard=params["keep_discard"], token=params["token"])
             result["changed"] = rotation.changed
     except (_rotation.RotationError, ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))

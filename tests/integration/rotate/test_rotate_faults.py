@@ -19,8 +19,7 @@ KILL_POINTS = [
     "This host's request for the own CA",                  # after keygen and the CSR
     "Stop when the CA host was unreachable",               # after issuance
     "Prove the new key and certificate",                   # after install (journal: switching)
-    "Check that each profile now gets credentials",        # mid-switch: configs rewritten, not yet recorded
-    "Retire the old generation",                           # switched, before retiring the old key
+    "Check that each profile gets credentials",            # proven, before the switch's own run
 ]
 
 

@@ -3,7 +3,9 @@ decision with jitter, the journal a stopped run leaves, and the run lock."""
 import datetime
 import json
 import os
+import pathlib
 import pwd
+import tempfile
 
 import pytest
 from cryptography import x509
@@ -230,3 +232,44 @@ def test_the_decision_clears_the_new_names_and_finish_removes_the_retired_files(
     assert state["rotation_state"] == "renewed" and "retiring" not in state["rotation"]
     assert not os.path.lexists(retired["certificate"]) and target.read_text() == "kept"
     assert os.path.exists(plan["new"]["certificate"])
+
+
+def test_a_run_stopped_after_the_switch_leaves_the_retirement_to_the_next(host):
+    args, _ = host
+    install = installed(args)
+    first = run_module("rolesanywhere_rotation", dict(args, action="begin", force=True))["plan"]["new"]
+    journal_after(args, install, {"action": "switched"})  # run-1 died before its finish
+    _rotation.RunLock(args["path"] + ".lock").release("run-1")
+    run2 = dict(args, run_id="run-2")
+    plan = run_module("rolesanywhere_rotation", dict(run2, action="begin", force=True))["plan"]
+    assert plan["retire"]["name"] == "rolesanywhere" and plan["new"]["name"] != first["name"]
+    assert not os.path.exists(os.path.join(args["pki_dir"], "rolesanywhere.pem"))  # the decision deleted its files
+    journal_after(run2, install, {"action": "switched"})
+    state = json.loads(open(args["path"]).read())["rotation"]
+    # run-1's retirement is not lost when run-2 retires its own old generation: both are deleted at the finish
+    assert [g["name"] for g in state["discard"]] == ["rolesanywhere"] and state["retiring"]["name"] == first["name"]
+    finished = journal_after(run2, {"action": "finish"})["rotation"]
+    assert finished["discard"] == [] and "retiring" not in finished
+    assert not os.path.exists(first["certificate"]) and os.path.exists(plan["new"]["certificate"])
+
+
+def test_acting_as_the_signing_user_happens_in_a_child_with_that_identity():
+    shared = tempfile.TemporaryDirectory(dir="/tmp")  # pytest's tmp_path is root's alone
+    os.chmod(shared.name, 0o777)
+    seen = pathlib.Path(shared.name) / "seen"
+
+    def record():
+        seen.write_text(f"{os.getuid()} {os.getgid()} {os.environ['HOME']}")
+
+    _rotation.run_as("nobody", record)
+    nobody = pwd.getpwnam("nobody")
+    assert seen.read_text() == f"{nobody.pw_uid} {nobody.pw_gid} {nobody.pw_dir}" and os.getuid() == 0
+
+    def refuse():
+        raise _rotation.RotationError("PIN refused")
+
+    with pytest.raises(_rotation.RotationError, match="^PIN refused$"):
+        _rotation.run_as("nobody", refuse)
+    with pytest.raises(_rotation.RotationError, match="does not exist"):
+        _rotation.run_as("no-such-user-here", record)
+    shared.cleanup()
