@@ -248,8 +248,9 @@ class Rotation:
             self.release()
         return plan
 
-    def install(self, certificate, chain, owner):
-        """Write the new generation's certificate (and chain) for ``owner``, 0644; the switch may begin."""
+    def install(self, certificate, chain, owner, token=None, session=None):
+        """Write the new generation's certificate (and chain) for ``owner``, 0644, and with ``session`` prove it
+        (see prove); then the switch may begin."""
         pending = self.journal.get("pending")
         if not pending or self.journal.get("phase") != "started":
             raise RotationError("no new generation is being made on this host: the run lost track; rerun the rotation")
@@ -270,6 +271,8 @@ class Rotation:
                     os.close(fd)
         except _user_files.UnsafePath as exc:
             raise RotationError(str(exc)) from None
+        if session is not None and not self.dry_run:
+            prove(token, pending, session)
         self.journal["phase"] = "switching"
         self.save()
 
@@ -383,9 +386,7 @@ def delete_keys(token, generations):
     from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _key_pairs, _pkcs11
 
     def delete():
-        spec = _pkcs11.TokenSpec(module_path=token["module_path"], token_label=token["token_label"],
-                                 pin_file=token["pin_file"],
-                                 env={str(k): str(v) for k, v in (token.get("token_env") or {}).items()})
+        spec = _token_spec(_pkcs11, token)
         with _pkcs11.key_creation_lock(spec), _pkcs11.open_token_session(spec, rw=True) as session:
             for label in labels:
                 _key_pairs.ensure(session, dict(label=label, id=None, token_label=spec.token_label, state="absent"),
@@ -395,6 +396,40 @@ def delete_keys(token, generations):
         run_as(token["user"], delete)
     except RotationError as exc:
         raise RotationError(f"deleting the old keys {', '.join(labels)} as {token['user']}: {exc}") from None
+
+
+def prove(token, generation, session):
+    """CreateSession with the generation's key (on ``token``, as its user, see delete_keys) and certificate:
+    the new generation works before any config uses it. ``session``: trust_anchor_arn, profile_arn, role_arn,
+    region, endpoint, ca_bundle, session_duration. RotationError carries the service's refusal."""
+    if token is None:
+        raise RotationError("proving the new generation needs its token: give token")
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _sigv4x509 as sigv4
+
+    def create():
+        certificate = sigv4.load_certificate_file(generation["certificate"])
+        sigv4.check_validity(certificate)
+        chain = sigv4.load_chain_file(generation["chain"]) if generation["chain"] else []
+        with _pkcs11.open_token_session(_token_spec(_pkcs11, token)) as token_session:
+            key = _pkcs11.token_private_key(token_session, generation["key_label"], None)
+            sigv4.check_key_matches(key, certificate)
+            sigv4.create_session(
+                key, certificate, chain=chain, trust_anchor_arn=session["trust_anchor_arn"],
+                profile_arn=session["profile_arn"], role_arn=session["role_arn"], region=session.get("region"),
+                endpoint=session.get("endpoint"), ca_bundle=session.get("ca_bundle"),
+                duration_seconds=session.get("session_duration") or 3600)
+
+    try:
+        run_as(token["user"], create)
+    except RotationError as exc:
+        raise RotationError(f"CreateSession with the new key and certificate: {exc}") from None
+
+
+def _token_spec(pkcs11_utils, token):
+    return pkcs11_utils.TokenSpec(module_path=token["module_path"], token_label=token["token_label"],
+                                  pin_file=token["pin_file"],
+                                  env={str(k): str(v) for k, v in (token.get("token_env") or {}).items()})
 
 
 def _become(account):

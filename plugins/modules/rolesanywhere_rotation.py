@@ -27,7 +27,8 @@ options:
         finish, an old generation to retire); with nothing to do it records V(ok) and frees the lock. It deletes
         the leftovers' files and whatever is at the new generation's file names.
       - V(install) writes the new generation's certificate (O(certificate_pem)) and chain (O(chain_pem)) for
-        O(owner), mode 0644, and records that the switch may begin; V(switched) writes O(write_profiles), then
+        O(owner), mode 0644, proves them with O(session) when given (C(CreateSession) with the new key on
+        O(token), as O(token.user)) and records that the switch may begin; V(switched) writes O(write_profiles), then
         runs O(profiles) as V(verify) does and makes the proven generation current (the switch is recorded only
         when each of them gets credentials); with O(finish=true) it goes on as V(finish) in the same run.
       - V(verify) writes O(write_profiles), then runs each of O(profiles)' C(credential_process) as its user, as an
@@ -120,7 +121,8 @@ options:
   token:
     description:
       - For O(action=finish), O(action=switched) with O(finish=true) and O(action=release), the token whose
-        retired and discarded keys are deleted, as O(token.user).
+        retired and discarded keys are deleted, as O(token.user); for O(action=install) with O(session), the
+        token of the new key.
     type: dict
     suboptions:
       user:
@@ -143,6 +145,35 @@ options:
         description: The file holding the user PIN, readable by O(token.user).
         type: path
         required: true
+  session:
+    description: For O(action=install), prove the new generation with this C(CreateSession) before the switch.
+    type: dict
+    suboptions:
+      trust_anchor_arn:
+        description: The trust anchor's ARN.
+        type: str
+        required: true
+      profile_arn:
+        description: The Roles Anywhere profile's ARN.
+        type: str
+        required: true
+      role_arn:
+        description: The IAM role's ARN.
+        type: str
+        required: true
+      region:
+        description: The region, by default the trust anchor's.
+        type: str
+      endpoint:
+        description: The Roles Anywhere endpoint URL, by default AWS's for the region.
+        type: str
+      ca_bundle:
+        description: CA certificates (PEM) that verify the endpoint's TLS certificate.
+        type: path
+      session_duration:
+        description: The session's lifetime in seconds.
+        type: int
+        default: 3600
   keep_discard:
     description:
       - For O(action=release), keep the generations to discard in the journal (their keys could not be deleted,
@@ -351,6 +382,15 @@ def main():
             pin=dict(type="str", no_log=True),
             keep_discard=dict(type="bool", default=False),
             finish=dict(type="bool", default=False),
+            session=dict(type="dict", options=dict(
+                trust_anchor_arn=dict(type="str", required=True),
+                profile_arn=dict(type="str", required=True),
+                role_arn=dict(type="str", required=True),
+                region=dict(type="str"),
+                endpoint=dict(type="str"),
+                ca_bundle=dict(type="path"),
+                session_duration=dict(type="int", default=3600),
+            )),
             token=dict(type="dict", no_log=False, options=dict(
                 user=dict(type="str", default="root"),
                 module_path=dict(type="path", required=True),
@@ -392,7 +432,8 @@ def main():
             result["changed"] = any(entry["changed"] for entry in result["written"])
         elif not module.check_mode:
             if action == "install":
-                rotation.install(params["certificate_pem"], params["chain_pem"], params["owner"])
+                rotation.install(params["certificate_pem"], params["chain_pem"], params["owner"], params["token"],
+                                 params["session"])
             elif action == "switched":
                 result["written"] = write_profiles(module, params["write_profiles"], params["pin"])
                 result["verified"] = verify_profiles(params["profiles"])

@@ -17,9 +17,8 @@ pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 KILL_POINTS = [
     "Key pair on the token",                               # after the decision (new names cleared)
     "This host's request for the own CA",                  # after keygen and the CSR
-    "Stop when the CA host was unreachable",               # after issuance
-    "Prove the new key and certificate",                   # after install (journal: switching)
-    "Check that each profile gets credentials",            # proven, before the switch's own run
+    "Install the new certificate",                         # after issuance
+    "Check that each profile gets credentials",            # installed and proven (journal: switching)
 ]
 
 
