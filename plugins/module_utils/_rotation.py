@@ -277,9 +277,8 @@ class Rotation:
         self.save()
 
     def remove_files(self, generations):
-        """Delete the generations' certificate, chain and CSR files; returns the paths removed. Each name is
-        unlinked in the directory's descriptor: a link the user put there is removed, never followed."""
-        removed = []
+        """Delete the generations' certificate, chain and CSR files. Each name is unlinked in the directory's
+        descriptor: a link the user put there is removed, never followed."""
         for path in [p for g in generations for p in (g["certificate"], g["chain"], g["csr"]) if p]:
             directory, name = _user_files.split(path)
             try:
@@ -287,11 +286,10 @@ class Rotation:
             except _user_files.MissingDirectory:
                 continue
             try:
-                if not self.dry_run and _unlink(fd, name, path):
-                    removed.append(path)
+                if not self.dry_run:
+                    _unlink(fd, name, path)
             finally:
                 os.close(fd)
-        return removed
 
     def switched(self):
         """The new generation is in every config and proven: it becomes current, the old one is to retire."""
@@ -487,14 +485,13 @@ def _open_directory(directory, uid=None):
 
 
 def _unlink(dir_fd, name, path):
-    """Remove ``name`` (a file or a link, never what it points to); False when it was not there."""
+    """Remove ``name`` if it is there (a file or a link, never what it points to)."""
     info = _user_files.entry_stat(dir_fd, name)
     if info is None:
-        return False
+        return
     if stat.S_ISDIR(info.st_mode):
         raise RotationError(f"{path} is a directory, where the rotation keeps a file: remove it")
     os.unlink(name, dir_fd=dir_fd)
-    return True
 
 
 def read_certificate(path, known=None):
