@@ -124,7 +124,7 @@ def key_reference(params, uid):
     elif params["impl"] == "aws" and pin_value is None:
         pin_value = read_pin_file(params["pin_file"], uid)
     return _pkcs11_names.pkcs11_uri(params["token_label"], params["key_label"], key_id, "private",
-                              pin_value=pin_value, pin_source=pin_source)
+                                    pin_value=pin_value, pin_source=pin_source)
 
 
 def desired_text(params, current, uid):

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from ansible_collections.rolesanywhere.fleet.plugins.module_utils._pkcs11_names import (  # noqa: F401 (re-exported)
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._pkcs11_names import (  # pylint: disable=unused-import (re-exported)
     TOKEN_LABEL_MAX_BYTES,
     check_key_label,
     check_str as _check_str,
@@ -70,6 +70,7 @@ TPM2_LIBRARY_DESCRIPTION = "TPM2.0 Cryptoki"
 # python-pkcs11 releases the GIL around every C call and SoftHSM runs without mutexes under
 # C_Initialize(NULL): concurrent threads crash it. Every token operation of this module holds this lock.
 TOKEN_LOCK = threading.RLock()
+
 
 @dataclass
 class TokenSpec:
@@ -845,4 +846,3 @@ def store_certificate(session, certificate, label, key_id):
         for obj in existing:
             obj.destroy()
     return True
-

@@ -34,7 +34,6 @@ from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _metric
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _user_files
 
 
-
 class RotationError(Exception):
     """A problem that stops the rotation; the message names it and the fix."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ansible import run_playbook
+from tests.support.ansible import run_playbook, signing_helper_modules
 
 pytestmark = pytest.mark.slow  # each test runs ansible-playbook two to four times
 
@@ -111,7 +111,7 @@ def test_python_install_runs_the_collection_code_with_its_interpreter(tmp_path, 
     assert installed_helper.read_text().splitlines()[0] == f"#!{sys.executable}"
     lib = prefix / "lib" / "ansible_collections" / "rolesanywhere" / "fleet" / "plugins" / "module_utils"
     repo_utils = Path(__file__).resolve().parents[3] / "plugins" / "module_utils"
-    for name in ("_sigv4x509.py", "_credential_helper.py", "_pkcs11.py", "_der.py", "_token_signer.py"):
+    for name in signing_helper_modules():
         assert (lib / name).read_bytes() == (repo_utils / name).read_bytes()
         assert list((lib / "__pycache__").glob(name[:-3] + ".*.pyc"))  # precompiled for unprivileged users
     # The installed command imports the installed copy, not the repository (clean environment, no PYTHONPATH).

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ansible import run_module
+from tests.support.ansible import run_module, signing_helper_modules
 
 REPO = Path(__file__).resolve().parents[3]
 HOST = "%d.%d" % sys.version_info[:2]
 ENTRY_POINT = (REPO / "roles" / "signing_helper" / "files" / "rolesanywhere-credential-helper").read_text()
-HELPER_MODULES = [str(REPO / "plugins" / "module_utils" / name)
-                  for name in ("_credential_helper.py", "_der.py", "_sigv4x509.py", "_token_signer.py", "_pkcs11.py")]
+HELPER_MODULES = [str(REPO / "plugins" / "module_utils" / name) for name in signing_helper_modules()]
 
 
 @pytest.fixture(scope="module")
