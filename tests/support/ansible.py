@@ -16,12 +16,12 @@ COLLECTIONS = REPO / ".work" / "collections"
 COLLECTION_LINK = COLLECTIONS / "ansible_collections" / "rolesanywhere" / "fleet"
 
 
-
 def signing_helper_modules():
     """The module_utils files the bundled helper runs, as the role signing_helper lists them."""
     import yaml
 
     return yaml.safe_load((REPO / "roles" / "signing_helper" / "vars" / "main.yml").read_text())["__signing_helper_modules"]
+
 
 def ensure_collection_link():
     COLLECTION_LINK.parent.mkdir(parents=True, exist_ok=True)

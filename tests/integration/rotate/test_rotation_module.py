@@ -273,3 +273,19 @@ def test_acting_as_the_signing_user_happens_in_a_child_with_that_identity():
     with pytest.raises(_rotation.RotationError, match="does not exist"):
         _rotation.run_as("no-such-user-here", record)
     shared.cleanup()
+
+
+def test_a_failed_retirement_keeps_the_switch_and_the_old_generation_queued(host, tmp_path):
+    args, _ = host
+    install = installed(args)
+    plan = run_module("rolesanywhere_rotation", dict(args, action="begin", force=True))["plan"]
+    journal_after(args, install)
+    token = {"module_path": str(tmp_path / "missing.so"), "token_label": "rolesanywhere",
+             "pin_file": str(tmp_path / "pin")}
+    result = run_module("rolesanywhere_rotation", dict(args, action="switched", finish=True, token=token))
+    assert result["failed"] and "deleting the old keys rolesanywhere as root" in result["msg"], result
+    assert "cannot read pin_file" in result["msg"]
+    state = json.loads(open(args["path"]).read())
+    assert state["rotation"]["current"]["name"] == plan["new"]["name"]  # the switch stands
+    assert state["rotation"]["retiring"]["name"] == "rolesanywhere" and state["rotation"]["retiring"]["delete_key"]
+    assert os.path.exists(os.path.join(args["pki_dir"], "rolesanywhere.pem"))  # kept until its key is gone
