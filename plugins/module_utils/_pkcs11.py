@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from ansible_collections.rolesanywhere.fleet.plugins.module_utils._pkcs11_names import (  # pylint: disable=unused-import (re-exported)
+from ansible_collections.rolesanywhere.fleet.plugins.module_utils._pkcs11_names import (  # pylint: disable=unused-import  # re-exported
     TOKEN_LABEL_MAX_BYTES,
     check_key_label,
     check_str as _check_str,
