@@ -1,7 +1,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Certificate rotation on a host: the run lock, the due decision and the journal that makes a killed run safe.
 
-Pure Python (stdlib, plus cryptography through _host_state): used by the rolesanywhere_rotation module.
+Used by the rolesanywhere_rotation module. Pure Python (stdlib) for the decision; proving a generation and
+deleting keys import python-pkcs11, cryptography and the CreateSession signer (_sigv4x509) when they run.
 
 A rotation builds a new *generation* (key label, certificate and chain paths) next to the current one,
 proves it, switches the users' ~/.aws/config files to it (each rewritten atomically) and only then retires
@@ -10,13 +11,14 @@ run knows what a killed run left behind:
 
     pending, phase "started"    -> the new generation is incomplete (its key may exist): discard it (the host
                                    still uses the current one) and start again
-    pending, phase "switching"  -> complete (certificate installed); some configs may already use it: prove it
-                                   and finish the switch, or roll the configs back
+    pending, phase "switching"  -> installed and proven; some configs may already use it: finish the switch
+                                   (each profile is checked again), or roll the configs back
     retiring                    -> the switch is done: retire the old generation
 
 The generations' files live in the signing user's directory; this module writes and deletes them as root
-through a descriptor of that directory (never through a link the user planted). Keys are deleted by the
-caller, as the signing user.
+through a descriptor of that directory (never through a link the user planted). The new key is proven and
+old keys are deleted with the signing user's identity, in a child process (run_as); without a token the
+caller deletes the keys.
 """
 import datetime
 import fcntl
@@ -224,7 +226,6 @@ class Rotation:
             return plan
         if pending:  # unproven leftovers of a run that stopped: the host never used them
             self._queue_discard(delete_key=True)
-        self.remove_files(discard + ([plan["retire"]] if plan["retire"] else []))  # their keys: the caller's
         summary = read_certificate(current["certificate"], self.state)
         due, reason = due_decision(summary, renew_before, jitter, host, now, force)
         plan.update(due=due, reason=reason)
@@ -234,7 +235,6 @@ class Rotation:
             name = new_generation_name(base_label, now, taken)
             plan["new"] = generation(name, name if rekey else current["key_label"], pki_dir, chain)
             self.journal.update(pending=plan["new"], phase="started")
-            self.remove_files([plan["new"]])  # whatever the user left at the new names
             fields["rotation_state"] = "due"
         elif not (discard or plan["retire"]):
             # "renewed" stays until the next attempt that has work to do: reruns change nothing.
@@ -253,6 +253,7 @@ class Rotation:
         pending = self.journal.get("pending")
         if not pending or self.journal.get("phase") != "started":
             raise RotationError("no new generation is being made on this host: the run lost track; rerun the rotation")
+        self._hold()
         contents = [(pending["certificate"], certificate)]
         if pending["chain"]:
             contents.append((pending["chain"], chain))
@@ -295,6 +296,7 @@ class Rotation:
         pending = self.journal.get("pending")
         if not pending or self.journal.get("phase") != "switching":
             raise RotationError("switched without a proven pending generation: rerun the rotation")
+        self._hold()
         old = self.journal["current"]
         if self.journal.get("retiring"):  # a stopped run's retirement, not finished: discarded with the rest
             self.journal.setdefault("discard", []).append(self.journal["retiring"])
@@ -306,6 +308,7 @@ class Rotation:
     def finish(self, now, token=None):
         """Retire the old generation and discard the leftovers (their keys deleted on ``token``, see delete_keys;
         without it the caller deleted them): the host runs on its current generation."""
+        self._hold()
         retiring = self.journal.get("retiring")
         leftovers = self.journal.get("discard", []) + ([retiring] if retiring else [])
         if token is not None:
@@ -358,15 +361,29 @@ class Rotation:
 
     def release(self, keep_discard=False, token=None):
         """End the run on this host: the leftovers' files go, and their keys (on ``token``, or by the caller),
-        unless ``keep_discard``: then the keys stay queued for the next run (after a refused PIN)."""
+        unless ``keep_discard``: then the keys stay queued for the next run (after a refused PIN). Returns a
+        warning when the keys could not be deleted (they stay queued; the lock is freed all the same)."""
+        self._hold()
+        warning = None
         if token is not None and not keep_discard:
-            delete_keys(token, self.journal.get("discard", []))
-        self.remove_files(self.journal.get("discard", []))
-        if self.journal.get("discard") and not keep_discard:
-            self.journal["discard"] = []
-            self.save()
+            try:
+                delete_keys(token, self.journal.get("discard", []))
+            except RotationError as exc:
+                warning, keep_discard = f"{exc}; the next run deletes them", True
+        try:
+            self.remove_files(self.journal.get("discard", []))
+        finally:
+            if self.journal.get("discard") and not keep_discard:
+                self.journal["discard"] = []
+                self.save()
+            if not self.dry_run:
+                self.lock.release(self.owner)
+        return warning
+
+    def _hold(self):
+        """Before touching the host: this run must still hold its lock (it may have expired and been taken)."""
         if not self.dry_run:
-            self.lock.release(self.owner)
+            self.lock.renew(self.owner, self.ttl)
 
 
 def delete_keys(token, generations):
@@ -451,9 +468,12 @@ def run_as(user, function):
         status = 1
         try:
             os.close(read_end)
+            _isolate(write_end)
             _become(account)
             os.chdir("/")
-            os.environ.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
+            path = os.environ.get("PATH", "/usr/bin:/bin")
+            os.environ.clear()  # the token library (set up from token_env) sees nothing of root's environment
+            os.environ.update(PATH=path, HOME=account.pw_dir, USER=user, LOGNAME=user, LANG="C.UTF-8")
             function()
             status = 0
         except BaseException as exc:  # whatever it was, the parent reports it
@@ -463,9 +483,24 @@ def run_as(user, function):
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         message = pipe.read().decode("utf-8", "replace")
-    status = os.waitpid(pid, 0)[1]
-    if status != 0:
-        raise RotationError(message or f"the child process acting as {user} ended with status {status}")
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        ended = f"was killed by signal {-code}" if code < 0 else f"ended with status {code}"
+        raise RotationError(message or f"the child process acting as {user} {ended}")
+
+
+def _isolate(keep):
+    """In the child: standard streams to /dev/null (nothing it prints reaches the module's JSON result), every
+    other descriptor root had open closed, except ``keep``."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for stream in (0, 1, 2):
+        os.dup2(null, stream)
+    for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the descriptor listdir itself used
 
 
 def _open_directory(directory, uid=None):

@@ -36,7 +36,7 @@ options:
       - V(finish) deletes the retired and discarded generations (keys on O(token), files), records the renewed (or
         ok) state and frees the lock; V(fail) records O(error) and returns what to undo; V(rolled_back) notes that
         the configs use the current generation again; V(release) deletes the discarded generations (unless
-        O(keep_discard)) and frees the lock.
+        O(keep_discard); keys it cannot delete stay queued, with a warning) and frees the lock.
       - The generations' files are written and deleted through a descriptor of their directory, as root, never
         through a link. Their keys are deleted on O(token) by a child process that has taken the signing user's
         identity; without O(token) the caller deletes them.
@@ -126,9 +126,9 @@ options:
     type: dict
     suboptions:
       user:
-        description: The token's owner (the signing user); the keys are deleted with that user's identity.
+        description: The token's owner (the signing user); the token is used with that user's identity only.
         type: str
-        default: root
+        required: true
       module_path:
         description: The token's PKCS#11 library.
         type: path
@@ -392,7 +392,7 @@ def main():
                 session_duration=dict(type="int", default=3600),
             )),
             token=dict(type="dict", no_log=False, options=dict(
-                user=dict(type="str", default="root"),
+                user=dict(type="str", required=True),
                 module_path=dict(type="path", required=True),
                 token_label=dict(type="str", required=True, no_log=False),
                 token_env=dict(type="dict", default={}, no_log=False),
@@ -447,7 +447,9 @@ def main():
             elif action == "rolled_back":
                 result["discard"] = rotation.rolled_back()
             else:
-                rotation.release(keep_discard=params["keep_discard"], token=params["token"])
+                warning = rotation.release(keep_discard=params["keep_discard"], token=params["token"])
+                if warning:
+                    module.warn(warning)
             result["changed"] = rotation.changed
     except (_rotation.RotationError, ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
