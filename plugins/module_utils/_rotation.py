@@ -29,6 +29,7 @@ import pwd
 import shlex
 import stat
 import subprocess
+import sys
 import time
 
 from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _host_state
@@ -495,6 +496,7 @@ def _isolate(keep):
     null = os.open(os.devnull, os.O_RDWR)
     for stream in (0, 1, 2):
         os.dup2(null, stream)
+    sys.stdout = sys.stderr = os.fdopen(1, "w", closefd=False)  # Python's streams too (pytest replaces them)
     for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
         if fd > 2 and fd != keep:
             try:
