@@ -71,10 +71,10 @@ def check_values(params):
     if params["private_key"] is not None and not params["private_key"].startswith("pkcs11:"):
         safe.absolute_path("private_key", params["private_key"])
     elif params["private_key"] is not None:
-        safe.line("private_key", params["private_key"])
+        safe.line("private_key", params["private_key"], secret=True)  # a URI may hold pin-value
     for option in ("token_label", "key_label", "key_id", "pin"):
         if params[option] is not None:
-            safe.line(option, params[option])
+            safe.line(option, params[option], secret=option == "pin")
     for name, value in params["token_env"].items():
         safe.env_name(name)
         safe.line(f"token_env.{name}", str(value))

@@ -22,12 +22,15 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%-]*)?$")
 
 
-def line(option, value):
-    """One physical line: no line break or other control character (each would start a new key or directive)."""
+def line(option, value, secret=False):
+    """One physical line: no line break or other control character (each would start a new key or directive).
+    A ``secret`` value is never quoted in the message (its escaped form would slip past Ansible's masking)."""
     if not isinstance(value, str):
         raise ValueError(f"{option} must be a string, not {type(value).__name__}")
-    if _CONTROL.search(value):
-        raise ValueError(f"{option} contains a line break or control character ({value!r}): remove it")
+    found = _CONTROL.search(value)
+    if found:
+        where = f"at character {found.start() + 1}" if secret else repr(value)
+        raise ValueError(f"{option} contains a line break or control character ({where}): remove it")
     return value
 
 

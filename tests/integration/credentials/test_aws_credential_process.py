@@ -134,6 +134,10 @@ def test_aws_impl_puts_pin_in_uri_and_masks_it(tmp_path):
     assert run_module("aws_credential_process", python).changed
     line = section_lines(config.read_text(), "[profile ra]")[0]
     assert f"pin-source=file:{pin_file}" in line and "pin-value" not in line
+    # A PIN with a line break is refused without quoting it (its escaped form would slip past the masking).
+    refused = run_module("aws_credential_process", dict(both, pin="2468\n13579"))
+    assert refused.failed and "pin contains a line break or control character (at character 5)" in refused["msg"]
+    assert "2468" not in refused["raw_stdout"] and "13579" not in refused["raw_stdout"]
 
 
 @pytest.mark.parametrize(
