@@ -236,6 +236,10 @@ class Rotation:
             name = new_generation_name(base_label, now, taken)
             plan["new"] = generation(name, name if rekey else current["key_label"], pki_dir, chain)
             self.journal.update(pending=plan["new"], phase="started")
+            try:  # whatever the user left at the new names (the CSR step, as the user, must not trip on it)
+                self.remove_files([plan["new"]])
+            except (RotationError, OSError):
+                pass  # the step that writes there names the problem, inside the role's rescue
             fields["rotation_state"] = "due"
         elif not (discard or plan["retire"]):
             # "renewed" stays until the next attempt that has work to do: reruns change nothing.

@@ -292,3 +292,20 @@ def test_a_failed_retirement_keeps_the_switch_and_the_old_generation_queued(host
     assert state["rotation"]["current"]["name"] == plan["new"]["name"]  # the switch stands
     assert state["rotation"]["retiring"]["name"] == "rolesanywhere" and state["rotation"]["retiring"]["delete_key"]
     assert os.path.exists(os.path.join(args["pki_dir"], "rolesanywhere.pem"))  # kept until its key is gone
+
+
+def test_the_decision_clears_the_new_names_without_following_links(host, tmp_path):
+    args, _ = host
+    target = tmp_path / "target"
+    target.write_text("kept")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = {_rotation.new_generation_name("rolesanywhere", now + datetime.timedelta(seconds=i), set())
+             for i in range(30)}  # every name the decision can give in the next 30 seconds
+    for name in names:
+        for suffix in (".pem", ".csr"):
+            os.symlink(target, os.path.join(args["pki_dir"], name + suffix))
+    plan = run_module("rolesanywhere_rotation", dict(args, action="begin", force=True))["plan"]
+    assert plan["new"]["name"] in names
+    links = {entry.split(".")[0] for entry in os.listdir(args["pki_dir"])
+             if os.path.islink(os.path.join(args["pki_dir"], entry))}
+    assert links == names - {plan["new"]["name"]} and target.read_text() == "kept"
