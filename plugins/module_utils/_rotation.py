@@ -402,10 +402,10 @@ def delete_keys(token, generations):
     if not labels:
         return
     # Imported here, as root: the child cannot read the module's payload once it is the user.
-    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _key_pairs, _pkcs11
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _key_pairs, _pkcs11, _token_options
 
     def delete():
-        spec = _token_spec(_pkcs11, token)
+        spec = _token_options.token_spec_from_params(token)
         with _pkcs11.key_creation_lock(spec), _pkcs11.open_token_session(spec, rw=True) as session:
             for label in labels:
                 _key_pairs.ensure(session, dict(label=label, id=None, token_label=spec.token_label, state="absent"),
@@ -423,14 +423,14 @@ def prove(token, generation, session):
     region, endpoint, ca_bundle, session_duration. RotationError carries the service's refusal."""
     if token is None:
         raise RotationError("proving the new generation needs its token: give token")
-    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11
+    from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _pkcs11, _token_options
     from ansible_collections.rolesanywhere.fleet.plugins.module_utils import _sigv4x509 as sigv4
 
     def create():
         certificate = sigv4.load_certificate_file(generation["certificate"])
         sigv4.check_validity(certificate)
         chain = sigv4.load_chain_file(generation["chain"]) if generation["chain"] else []
-        with _pkcs11.open_token_session(_token_spec(_pkcs11, token)) as token_session:
+        with _pkcs11.open_token_session(_token_options.token_spec_from_params(token)) as token_session:
             key = _pkcs11.token_private_key(token_session, generation["key_label"], None)
             sigv4.check_key_matches(key, certificate)
             sigv4.create_session(
@@ -443,12 +443,6 @@ def prove(token, generation, session):
         run_as(token["user"], create)
     except RotationError as exc:
         raise RotationError(f"CreateSession with the new key and certificate: {exc}") from None
-
-
-def _token_spec(pkcs11_utils, token):
-    return pkcs11_utils.TokenSpec(module_path=token["module_path"], token_label=token["token_label"],
-                                  pin_file=token["pin_file"],
-                                  env={str(k): str(v) for k, v in (token.get("token_env") or {}).items()})
 
 
 def _become(account):
