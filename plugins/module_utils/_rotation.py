@@ -296,12 +296,16 @@ class Rotation:
             finally:
                 os.close(fd)
 
-    def switched(self):
-        """The new generation is in every config and proven: it becomes current, the old one is to retire."""
+    def switched(self, confirm=lambda: None):
+        """The new generation is in every config and proven: it becomes current, the old one is to retire.
+
+        ``confirm()`` (write the profiles, check each) runs once this run is known to hold the lock and a proven
+        generation; its exception stops the switch. Returns what it returned."""
         pending = self.journal.get("pending")
         if not pending or self.journal.get("phase") != "switching":
             raise RotationError("switched without a proven pending generation: rerun the rotation")
         self._hold()
+        confirmed = confirm()
         old = self.journal["current"]
         if self.journal.get("retiring"):  # a stopped run's retirement, not finished: discarded with the rest
             self.journal.setdefault("discard", []).append(self.journal["retiring"])
@@ -309,6 +313,7 @@ class Rotation:
         self.journal.pop("pending")
         self.journal.pop("phase")
         self.save(last_verified_at=_host_state.timestamp())
+        return confirmed
 
     def finish(self, now, token=None):
         """Retire the old generation and discard the leftovers (their keys deleted on ``token``, see delete_keys;

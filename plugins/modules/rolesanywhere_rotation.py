@@ -435,9 +435,9 @@ def main():
                 rotation.install(params["certificate_pem"], params["chain_pem"], params["owner"], params["token"],
                                  params["session"])
             elif action == "switched":
-                result["written"] = write_profiles(module, params["write_profiles"], params["pin"])
-                result["verified"] = verify_profiles(params["profiles"])
-                rotation.switched()
+                result["written"], result["verified"] = rotation.switched(lambda: (
+                    write_profiles(module, params["write_profiles"], params["pin"]),
+                    verify_profiles(params["profiles"])))
                 if params["finish"]:
                     rotation.finish(now, params["token"])
             elif action == "finish":

@@ -197,8 +197,16 @@ def test_install_writes_the_files_for_the_owner_and_never_through_a_link(host, t
     secret = tmp_path / "secret"
     secret.write_text("root only")
     os.symlink(secret, new["certificate"])  # planted between the decision and the install
-    early = run_module("rolesanywhere_rotation", dict(args, action="switched"))
+    config = tmp_path / "aws-config"
+    profile = {"user": "root", "profile": "ra", "config_path": str(config), "certificate": new["certificate"],
+               "module_path": "/usr/lib/softhsm/libsofthsm2.so", "token_label": "rolesanywhere",
+               "key_label": new["key_label"], "pin_file": str(tmp_path / "pin"),
+               "trust_anchor_arn": "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/a",
+               "profile_arn": "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/p",
+               "role_arn": "arn:aws:iam::111122223333:role/r"}
+    early = run_module("rolesanywhere_rotation", dict(args, action="switched", write_profiles=[profile]))
     assert early["failed"] and "switched without a proven pending generation" in early["msg"]
+    assert not config.exists()  # refused before any profile was written
     missing = run_module("rolesanywhere_rotation", dict(args, **installed(args)))
     assert missing["failed"] and new["chain"] in missing["msg"] and "no PEM certificate" in missing["msg"]
     pem = installed(args)["certificate_pem"]
